@@ -1,0 +1,1 @@
+"""tdn's built-in backends, installed as the tdn.backends package."""

@@ -1,0 +1,82 @@
+"""The NumPy backends: each layer kind mapped to a vectorised NumPy function.
+
+`numpy` is the fast one (BLAS matmuls, batch-norm folded). `numpy-exact` repeats the
+original Darknet's float32 operation order and reproduces its buffers bit for bit, at a
+fraction of the speed; it is the proof that tdn computes Darknet's function.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from tdn.backend import Backend, LayerParams, Program
+from tdn.backends.numpy import darknet_order
+from tdn.backends.numpy.convolution import convolve
+from tdn.backends.numpy.pooling import avgpool, maxpool
+from tdn.backends.numpy.softmax import softmax
+from tdn.graph import Graph, Node
+
+LAYER_KINDS = frozenset({"convolutional", "maxpool", "avgpool", "softmax", "cost", "dropout"})
+
+
+class NumpyProgram(Program):
+    exact = False
+
+    def __init__(self, graph: Graph, params: Sequence[LayerParams]):
+        self.graph = graph
+        self.params = params
+
+    def forward(self, node: Node, params: LayerParams, x: np.ndarray) -> np.ndarray:
+        layer = node.layer
+        _, out_h, out_w = node.out_shape
+        if layer.kind == "convolutional":
+            if self.exact:
+                return darknet_order.convolve_in_order(x, layer, params, out_h, out_w)
+            return convolve(x, layer, params["weights"], params["biases"], out_h, out_w)
+        if layer.kind == "maxpool":
+            return maxpool(x, layer, out_h, out_w)
+        if layer.kind == "avgpool":
+            return darknet_order.avgpool_in_order(x) if self.exact else avgpool(x)
+        if layer.kind == "softmax":
+            return darknet_order.softmax_in_order(x, layer) if self.exact else softmax(x, layer)
+        if layer.kind in ("cost", "dropout"):
+            return x
+        raise NotImplementedError(layer.kind)
+
+    def run_layers(self, x: np.ndarray) -> list[np.ndarray]:
+        outputs = []
+        for node, params in zip(self.graph.nodes, self.params):
+            x = self.forward(node, params, x)
+            outputs.append(x)
+        return outputs
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        for node, params in zip(self.graph.nodes, self.params):
+            x = self.forward(node, params, x)
+        return x
+
+
+class ExactNumpyProgram(NumpyProgram):
+    exact = True
+
+
+class NumpyBackend(Backend):
+    name = "numpy"
+    description = f"NumPy {np.__version__}, float32, BLAS matmuls"
+    layer_kinds = LAYER_KINDS
+    priority = 10
+
+    def prepare(self, graph: Graph, params: Sequence[LayerParams], batch: int) -> Program:
+        return NumpyProgram(graph, params)
+
+
+class ExactNumpyBackend(Backend):
+    name = "numpy-exact"
+    description = "NumPy in Darknet's own float32 operation order: bit-exact, slow"
+    layer_kinds = LAYER_KINDS
+    folded_batchnorm = False
+
+    def prepare(self, graph: Graph, params: Sequence[LayerParams], batch: int) -> Program:
+        return ExactNumpyProgram(graph, params)

@@ -1,0 +1,23 @@
+"""Darknet's max pool (out-of-range cells never win) and global average pool."""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from tdn.layers.maxpool import Maxpool
+
+
+def maxpool(x: np.ndarray, layer: Maxpool, out_h: int, out_w: int) -> np.ndarray:
+    _, _, h, w = x.shape
+    k, s, before = layer.size, layer.stride, layer.padding // 2
+    after_h = max(0, (out_h - 1) * s + k - before - h)
+    after_w = max(0, (out_w - 1) * s + k - before - w)
+    padded = np.pad(x, ((0, 0), (0, 0), (before, after_h), (before, after_w)),
+                    constant_values=-np.inf)
+    windows = sliding_window_view(padded, (k, k), axis=(2, 3))[:, :, ::s, ::s][:, :, :out_h, :out_w]
+    return windows.max(axis=(4, 5))
+
+
+def avgpool(x: np.ndarray) -> np.ndarray:
+    return x.mean(axis=(2, 3), dtype=np.float32, keepdims=True)

@@ -1,0 +1,29 @@
+"""tdn: Darknet image classifiers on NVIDIA GPUs (CUDA) and on any CPU (NumPy)."""
+
+from __future__ import annotations
+
+from tdn.backend import Backend, Program
+from tdn.classes import top_k
+from tdn.errors import BackendError, CfgError, ImageError, TdnError, WeightsError
+from tdn.graph import Graph, load_graph
+from tdn.hookspecs import hookimpl
+from tdn.image import ImageLike, decode, preprocess_pixels
+from tdn.network import Network, load
+
+__version__ = "0.1.0"
+
+
+def preprocess(image: ImageLike, net: Network | Graph, mode: str = "resize_min"):
+    """An image (path, PIL image or HxWx3 uint8 array) as the network's 3xHxW float32 input.
+
+    Modes: resize_min (Darknet 2016: shorter side to the network width, the network runs
+    at the image's size), letterbox (today's `darknet classify`), stretch, crop.
+    """
+    graph = net.graph if isinstance(net, Network) else net
+    return preprocess_pixels(decode(image), graph.net.width, graph.net.height, mode)
+
+
+__all__ = [
+    "Backend", "BackendError", "CfgError", "Graph", "ImageError", "Network", "Program",
+    "TdnError", "WeightsError", "hookimpl", "load", "load_graph", "preprocess", "top_k",
+]

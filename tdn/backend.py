@@ -1,0 +1,53 @@
+"""The contract between tdn and a backend: backends only compute.
+
+tdn hands a backend a :class:`~tdn.graph.Graph` whose every shape is known and the
+per-layer parameters with batch-norm already folded. The backend returns a
+:class:`Program` for one batch size and input size. Arrays cross the boundary as
+C-contiguous NCHW float32 NumPy arrays on the host; inputs are never modified and
+outputs belong to the caller.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+
+import numpy as np
+
+from tdn.graph import Graph
+
+LayerParams = dict[str, np.ndarray]
+
+
+class Program(abc.ABC):
+    """A network prepared by a backend for one (batch, height, width)."""
+
+    @abc.abstractmethod
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """(batch, C, H, W) float32 -> the last layer's output, (batch, *out_shape) float32."""
+
+    @abc.abstractmethod
+    def run_layers(self, x: np.ndarray) -> list[np.ndarray]:
+        """Like run, but every layer's output in order, each (batch, *node.out_shape)."""
+
+
+class Backend(abc.ABC):
+    """One way of computing a network. Subclasses set the class attributes."""
+
+    name: str
+    description: str
+    layer_kinds: frozenset[str]
+    """The layer kinds it runs; load fails with a clear message for any other."""
+    dtypes: tuple[str, ...] = ("float32",)
+    priority: int = 0
+    """backend="auto" picks the available backend with the highest priority."""
+    folded_batchnorm: bool = True
+    """prepare() gets batch-norm folded into weights and biases; False: the arrays as stored."""
+
+    def unavailable_reason(self) -> str | None:
+        """None when the backend can run here, else one line saying why not."""
+        return None
+
+    @abc.abstractmethod
+    def prepare(self, graph: Graph, params: Sequence[LayerParams], batch: int) -> Program:
+        """Build a Program for `batch` images of the graph's input size."""

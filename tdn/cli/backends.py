@@ -1,0 +1,27 @@
+"""tdn backends: every registered backend, whether it can run here, and why not."""
+
+from __future__ import annotations
+
+import argparse
+
+from tdn.plugins import registry
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser("backends", help="list backends and whether they are available",
+                                   description="List every backend that tdn and its plugins "
+                                               "register, with availability and the reason.")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    backends = registry()
+    width = max(len(name) for name in backends.names())
+    for name in backends.names():
+        entry = backends.entries[name]
+        backend = backends.instance(name)
+        reason = backend.unavailable_reason()
+        state = "available" if reason is None else "unavailable"
+        detail = backend.description if reason is None else reason
+        print(f"{name:<{width}}  {state:<11}  {detail}  [plugin {entry.plugin}]")
+    return 0

@@ -1,0 +1,72 @@
+"""A loaded network: graph + folded parameters + a backend, runnable at any input size."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from tdn.backend import Backend, LayerParams, Program
+from tdn.errors import BackendError
+from tdn.graph import Graph, load_graph
+from tdn.plugins import registry
+from tdn.weights import RawParams, fold_params, read_weights
+
+
+class Network:
+    def __init__(self, graph: Graph, params: RawParams, backend: Backend):
+        unsupported = sorted({node.kind for node in graph.nodes} - backend.layer_kinds)
+        if unsupported:
+            raise BackendError(f"backend '{backend.name}' cannot run layer type(s) "
+                               f"{', '.join(unsupported)} of {graph.source}")
+        self.graph = graph
+        self.backend = backend
+        self.params: list[LayerParams] = fold_params(graph, params) if backend.folded_batchnorm else params
+        self._programs: dict[tuple[int, int, int], Program] = {}
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return self.graph.input_shape
+
+    @property
+    def classes(self) -> int:
+        return self.graph.classes
+
+    def program(self, batch: int, height: int, width: int) -> Program:
+        """The backend's program for this batch and input size, built once and kept."""
+        key = (batch, height, width)
+        if key not in self._programs:
+            graph = self.graph.resized(height, width)
+            self._programs[key] = self.backend.prepare(graph, self.params, batch)
+        return self._programs[key]
+
+    def _batch(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x)
+        if x.ndim not in (3, 4):
+            raise ValueError(f"expected an input of shape (C,H,W) or (N,C,H,W), got {x.shape}")
+        batch = x if x.ndim == 4 else x[None]
+        if batch.shape[1] != self.graph.net.channels:
+            raise ValueError(f"expected {self.graph.net.channels} channels, got input {x.shape}")
+        return np.ascontiguousarray(batch, dtype=np.float32)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """(C,H,W) -> (classes,); (N,C,H,W) -> (N, classes). float32, any H and W the cfg allows."""
+        batch = self._batch(x)
+        out = self.program(*batch.shape[0:1], *batch.shape[2:]).run(batch)
+        out = np.array(out, dtype=np.float32).reshape(len(batch), -1)
+        return out[0] if x.ndim == 3 else out
+
+    def predict_layers(self, x: np.ndarray) -> list[np.ndarray]:
+        """Every layer's output for a (N,C,H,W) or (C,H,W) input, batch axis kept as given."""
+        batch = self._batch(x)
+        outs = self.program(batch.shape[0], *batch.shape[2:]).run_layers(batch)
+        return [np.array(out, dtype=np.float32)[0] if x.ndim == 3 else np.array(out, np.float32)
+                for out in outs]
+
+
+def load(cfg: str | Path, weights: str | Path, backend: str | Backend = "auto") -> Network:
+    """Read a Darknet cfg and weights file and bind them to a backend ("auto": the best available)."""
+    graph = load_graph(cfg)
+    _, params = read_weights(weights, graph)
+    chosen = backend if isinstance(backend, Backend) else registry().get(backend)
+    return Network(graph, params, chosen)
