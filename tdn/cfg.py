@@ -119,7 +119,8 @@ def parse_cfg_text(text: str, source: str = "<cfg>") -> list[Section]:
             continue
         if line[0] == "[":
             if not line.endswith("]") or len(line) < 3:
-                raise CfgError(f"{source}:{number}: expected a section header like [convolutional], got '{raw.strip()}'")
+                raise CfgError(f"{source}:{number}: expected a section header like "
+                               f"[convolutional], got '{raw.strip()}'")
             sections.append(Section(line[1:-1].lower(), number, source))
             continue
         if not sections:

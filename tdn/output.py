@@ -22,7 +22,8 @@ def label(index: int, names: list[str] | None) -> str:
 
 
 def write_result(result: Result, names: list[str] | None, fmt: str,
-                 out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> None:
+                 out: TextIO | None = None, err: TextIO | None = None) -> None:
+    out, err = out or sys.stdout, err or sys.stderr
     if fmt == "darknet":
         # The 2016 `darknet classifier predict`, as on the Tiny Darknet page.
         print(f"{result.image}: Predicted in {result.seconds:f} seconds.", file=out)

@@ -82,7 +82,8 @@ def make_plugin_manager(plugins: Iterable[object] = (), *, entry_points: bool = 
     for module_name in BUILTIN_PLUGINS:
         pm.register(importlib.import_module(module_name), name=module_name)
     for plugin in plugins:
-        pm.register(plugin)
+        # Name objects after their class so error messages can say which plugin.
+        pm.register(plugin, name=getattr(plugin, "__name__", type(plugin).__qualname__))
     if entry_points:
         pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
     return pm

@@ -1,6 +1,7 @@
 """The NumPy backend plugin: `numpy` (fast, BLAS) and `numpy-exact` (Darknet's order)."""
 
 from tdn.backends.numpy.backend import ExactNumpyBackend, NumpyBackend
+
 from tdn.hookspecs import hookimpl
 
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-
-from tdn.backend import Backend, LayerParams, Program
 from tdn.backends.numpy import darknet_order
 from tdn.backends.numpy.convolution import convolve
 from tdn.backends.numpy.pooling import avgpool, maxpool
 from tdn.backends.numpy.softmax import softmax
+
+from tdn.backend import Backend, LayerParams, Program
 from tdn.graph import Graph, Node
 
 LAYER_KINDS = frozenset({"convolutional", "maxpool", "avgpool", "softmax", "cost", "dropout"})

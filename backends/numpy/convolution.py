@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
-
 from tdn.backends.numpy.activations import activate
+
 from tdn.layers.convolutional import Convolutional
 
 

@@ -3,15 +3,16 @@
 Darknet's CPU gemm adds one product at a time along k into a zeroed output, batch-norm
 runs after the convolution with its division in double, leaky is (float)(0.1*(double)x),
 and the average pool and softmax sums run sequentially. Reproducing that order gives
-Darknet's exact buffers; any other order (BLAS, folded batch-norm) differs by a few ulps.
+Darknet's exact buffers for every layer before the softmax (the softmax differs by a few
+ulps: libm's exp); any other order (BLAS, folded batch-norm) differs by a few ulps per layer.
 """
 
 from __future__ import annotations
 
 import numpy as np
-
 from tdn.backends.numpy.activations import ACTIVATIONS
 from tdn.backends.numpy.convolution import im2col
+
 from tdn.layers.convolutional import BATCHNORM_EPSILON, Convolutional
 from tdn.layers.softmax import Softmax
 
@@ -43,7 +44,8 @@ def convolve_in_order(x: np.ndarray, layer: Convolutional, params: dict[str, np.
 def avgpool_in_order(x: np.ndarray) -> np.ndarray:
     n, c, h, w = x.shape
     total = np.cumsum(x.reshape(n, c, h * w), axis=2, dtype=np.float32)[:, :, -1]
-    return (total / np.float32(h * w)).reshape(n, c, 1, 1)
+    # Darknet is built with -Ofast, which turns the division into a reciprocal multiply.
+    return (total * (np.float32(1) / np.float32(h * w))).reshape(n, c, 1, 1)
 
 
 def softmax_in_order(x: np.ndarray, layer: Softmax) -> np.ndarray:

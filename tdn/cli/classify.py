@@ -49,9 +49,6 @@ def run(args: argparse.Namespace) -> int:
     if names is not None and len(names) < net.classes:
         raise TdnError(f"{args.names or args.data}: {len(names)} class names for a network "
                        f"with {net.classes} outputs")
-    if names is None:
-        print("tdn: printing class indices; pass --names FILE or --data FILE for names "
-              "('tdn download tiny' fetches ImageNet's)", file=sys.stderr)
     for image in args.images:
         pixels = decode(image)
         x = preprocess_pixels(pixels, net.graph.net.width, net.graph.net.height, args.resize)
@@ -59,4 +56,7 @@ def run(args: argparse.Namespace) -> int:
         probabilities = net.predict(x)
         seconds = time.perf_counter() - start
         write_result(Result(image, seconds, top_k(probabilities, top)), names, args.format)
+    if names is None:
+        print("tdn: printed class indices; pass --names FILE or --data FILE for names "
+              "('tdn download tiny' fetches ImageNet's)", file=sys.stderr)
     return 0

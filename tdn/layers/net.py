@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tdn.cfg import Section
+from tdn.errors import CfgError
 
 TRAINING_OPTIONS = (
     "batch", "subdivisions", "time_steps", "notruth", "random", "adam", "B1", "B2", "eps",
@@ -24,6 +25,10 @@ class NetOptions:
     @classmethod
     def from_section(cls, section: Section) -> NetOptions:
         section.accept(*TRAINING_OPTIONS)
+        for key in ("height", "width"):
+            if not section.has(key):
+                raise CfgError(f"{section.where()}: [{section.header}] option '{key}' is required "
+                               f"(the network's input size)")
         return cls(
             channels=section.int("channels", 3, minimum=1),
             height=section.int("height", 0, minimum=1),
