@@ -14,7 +14,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from tdn.backends.cuda import kernels
 
 pytestmark = pytest.mark.kernels

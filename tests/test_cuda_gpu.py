@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-from tdn.activations import ACTIVATIONS
 from tdn.backends.cuda.backend import cuda_unavailable_reason
 from tdn.backends.numpy.convolution import convolve
 from tdn.backends.numpy.pooling import avgpool, maxpool
 from tdn.backends.numpy.softmax import softmax
+
+from tdn.activations import ACTIVATIONS
 from tdn.layers.convolutional import Convolutional
 from tdn.layers.maxpool import Maxpool
 from tdn.layers.softmax import Softmax
@@ -49,7 +49,8 @@ def test_conv_matches_numpy(cg, mg, groups, size, stride, padding, batch, height
     in_shape = (cg * groups, height, width)
     out_shape = layer.output_shape(in_shape)
     x = rng.standard_normal((batch, *in_shape)).astype(np.float32)
-    weights = (rng.standard_normal((mg * groups, cg, size, size)) / np.sqrt(cg * size * size)).astype(np.float32)
+    weights = rng.standard_normal((mg * groups, cg, size, size)).astype(np.float32)
+    weights /= np.float32(np.sqrt(cg * size * size))
     bias = rng.standard_normal(mg * groups).astype(np.float32)
     geo = tiling.ConvGeometry.of(layer, in_shape, out_shape, batch)
     y = _device(np.full((batch, *out_shape), np.nan, np.float32))
@@ -81,7 +82,8 @@ def test_avgpool_softmax_matches_numpy(batch, groups, per_group, plane, fused, t
 
     c = groups * per_group
     x = np.random.default_rng(seed).standard_normal((batch, c, *plane)).astype(np.float32) * 4
-    pooled, probs = _device(np.zeros((batch, c, 1, 1), np.float32)), _device(np.zeros((batch, c, 1, 1), np.float32))
+    pooled = _device(np.zeros((batch, c, 1, 1), np.float32))
+    probs = _device(np.zeros((batch, c, 1, 1), np.float32))
     kernels.avgpool_softmax(_device(x), pooled, probs if fused else None, groups, temperature)
     expected_pooled = avgpool(x)
     np.testing.assert_allclose(pooled.get(), expected_pooled, rtol=1e-5, atol=1e-6)
@@ -137,12 +139,9 @@ def test_classify_cli_matches_numpy(shared):
     def classify(backend):
         return subprocess.run(
             [sys.executable, "-c", "import sys; from tdn.cli import main; sys.exit(main())",
-             "classify", "--backend", backend, "--format", "json", str(REPO / "cfg/tiny.cfg"),
+             "classify", "--backend", backend, "--format", "darknet-master", str(REPO / "cfg/tiny.cfg"),
              str(shared / "weights/tiny.weights"), str(shared / "images/dog.jpg")],
             capture_output=True, text=True, check=True).stdout
 
-    import json
-
-    cuda, numpy = json.loads(classify("cuda")), json.loads(classify("numpy"))
-    assert cuda.keys() == numpy.keys()
-    assert json.dumps(cuda, sort_keys=True).count("malamute") == 1
+    cuda = classify("cuda")
+    assert "malamute" in cuda and cuda == classify("numpy")

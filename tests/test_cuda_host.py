@@ -13,16 +13,15 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-from tdn.activations import ACTIVATIONS
 from tdn.backends.cuda import kernels, tiling
 from tdn.backends.cuda.backend import CudaBackend, cuda_unavailable_reason
 from tdn.backends.cuda.plan import build_plan
 from tdn.backends.numpy.convolution import im2col
+
+from tdn.activations import ACTIVATIONS
 from tdn.graph import graph_from_text
 from tdn.layers.convolutional import Convolutional
 from tdn.plugins import registry
-
 
 REPO = Path(__file__).resolve().parent.parent
 CONV_CU = resources.files("tdn.kernels").joinpath("conv.cu").read_text()
@@ -197,7 +196,7 @@ def test_kernel_sources_inline_their_headers():
         source = kernels.kernel_source(name)
         assert "#include" not in source
         for entry in kernels.KERNELS[name]:
-            assert f'extern "C" __global__ void' in source and f"{entry}(" in source
+            assert 'extern "C" __global__ void' in source and f"{entry}(" in source
     assert "__device__ __forceinline__ float activate" in kernels.kernel_source("conv.cu")
 
 
@@ -229,7 +228,8 @@ def test_cli_fails_with_one_line_when_cuda_is_unavailable(shared):
     if reason is None:
         pytest.skip("a GPU is available here; this checks the unavailable path")
     result = subprocess.run(
-        [sys.executable, "-c", "import sys; from tdn.cli import main; sys.exit(main())", "classify", "--backend", "cuda", str(REPO / "cfg/tiny.cfg"),
+        [sys.executable, "-c", "import sys; from tdn.cli import main; sys.exit(main())",
+         "classify", "--backend", "cuda", str(REPO / "cfg/tiny.cfg"),
          str(shared / "weights/tiny-random.weights"), str(shared / "images/dog.jpg")],
         capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 1

@@ -3,6 +3,7 @@
 from functools import partial
 
 from tdn.backends.cuda.backend import PRECISIONS, CudaBackend
+
 from tdn.hookspecs import hookimpl
 
 

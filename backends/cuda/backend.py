@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tdn.backend import Backend, LayerParams, Program
 from tdn.backends.cuda.plan import LAYER_KINDS, build_plan
+
+from tdn.backend import Backend, LayerParams, Program
 from tdn.graph import Graph
 
 PRECISIONS = {

@@ -11,7 +11,6 @@ from functools import cache
 from importlib import resources
 
 import numpy as np
-
 from tdn.backends.cuda.tiling import THREADS, ConvGeometry
 
 # The .cu sources and the entry points each defines.

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tdn.backends.cuda.tiling import ConvGeometry
+
 from tdn.graph import Graph, Node
 
 IDENTITY_KINDS = frozenset({"dropout", "cost"})

@@ -7,10 +7,10 @@ from collections.abc import Sequence
 
 import cupy
 import numpy as np
-
-from tdn.backend import LayerParams, Program
 from tdn.backends.cuda import kernels
 from tdn.backends.cuda.plan import Plan, Step
+
+from tdn.backend import LayerParams, Program
 
 _HOST_TO_DEVICE = 1  # cudaMemcpyHostToDevice
 _DEVICE_TO_HOST = 2  # cudaMemcpyDeviceToHost
