@@ -164,7 +164,7 @@ __device__ __forceinline__ void conv_body(const float* __restrict__ x, const flo
     }
 }
 
-// Scalars are passed one by one (CuPy passes Python ints as int32), in ConvArgs order;
+// Scalars are passed one by one as int32, in ConvArgs order;
 // tdn.backends.cuda.tiling.ConvGeometry.scalars() builds them.
 #define CONV_PARAMS int channels, int height, int width, int filters, int out_h, int out_w, \
     int size, int stride, int padding, int groups, int k_group, int m_group, int k_pad, int m_pad, \

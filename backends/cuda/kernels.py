@@ -1,6 +1,8 @@
 """Loading kernels/*.cu with cupy.RawModule, and one checked launch wrapper per op.
 
-The wrappers check dtype, shape and C-contiguity of every array before launching, so a
+Scalars go to the kernels as np.int32 / np.float32, the C types the kernels declare
+(CuPy does not know a raw kernel's signature). The wrappers check dtype, shape and
+C-contiguity of every array before launching, so a
 wrong buffer fails with a message instead of corrupting memory. The checks only read
 .dtype, .shape and .flags, so NumPy arrays stand in for device arrays in CPU tests.
 """
@@ -72,7 +74,7 @@ def conv(x, packed, bias, y, geo: ConvGeometry, precision: str = "float32") -> N
     check("conv weights", packed, (geo.groups, geo.k_pad, geo.m_pad))
     check("conv bias", bias, (geo.filters,))
     check("conv output", y, (geo.batch, geo.filters, geo.out_h, geo.out_w))
-    scalars = geo.scalars()
+    scalars = [np.int32(v) for v in geo.scalars()]
     function("conv.cu", CONV_ENTRY[precision])(geo.grid, (THREADS,), (x, packed, bias, y, *scalars))
 
 
@@ -88,7 +90,7 @@ def maxpool(x, y, size: int, stride: int, offset: int) -> None:
     check("maxpool output", y, (n, c, out_h, out_w))
     if min(size, stride) < 1:
         raise ValueError(f"maxpool: size {size} and stride {stride} must be positive")
-    args = (x, y, n * c, h, w, out_h, out_w, size, stride, offset)
+    args = (x, y, *np.array([n * c, h, w, out_h, out_w, size, stride, offset], np.int32))
     function("maxpool.cu", "maxpool")((maxpool_grid(n * c * out_h * out_w),), (REDUCE_THREADS,), args)
 
 
@@ -101,7 +103,8 @@ def avgpool_softmax(x, pooled, probs, groups: int = 1, temperature: float = 1.0)
         check("softmax output", probs, (n, c, 1, 1))
         _check_groups(c, groups, temperature)
     target = pooled if probs is None else probs
-    args = (x, pooled, target, c, h * w, int(probs is not None), groups, np.float32(temperature))
+    ints = np.array([c, h * w, probs is not None, groups], np.int32)
+    args = (x, pooled, target, *ints, np.float32(temperature))
     function("avgpool_softmax.cu", "avgpool_softmax")((n,), (REDUCE_THREADS,), args)
 
 
@@ -111,7 +114,7 @@ def softmax(x, y, groups: int, temperature: float) -> None:
     check("softmax input", x, tuple(x.shape))
     check("softmax output", y, (n, total, 1, 1))
     _check_groups(total, groups, temperature)
-    args = (x, y, total, groups, np.float32(temperature))
+    args = (x, y, np.int32(total), np.int32(groups), np.float32(temperature))
     function("softmax.cu", "softmax")((n,), (REDUCE_THREADS,), args)
 
 
