@@ -1,0 +1,76 @@
+"""The execution plan: which kernel each layer becomes and which buffers it reads and writes.
+
+Pure Python over the graph, so the fusion and buffer decisions are testable without a GPU.
+Buffer 0 is the input; every computing layer gets its own output buffer (so run_layers can
+return every layer), and layers that compute nothing (dropout, cost) reuse their input's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tdn.backends.cuda.tiling import ConvGeometry
+
+from tdn.graph import Graph, Node
+
+IDENTITY_KINDS = frozenset({"dropout", "cost"})
+LAYER_KINDS = frozenset({"convolutional", "maxpool", "avgpool", "softmax"}) | IDENTITY_KINDS
+
+
+@dataclass(frozen=True)
+class Step:
+    """One kernel launch: op name, input buffer, output buffers, and the nodes it computes."""
+
+    op: str  # "conv", "maxpool", "avgpool", "avgpool_softmax" or "softmax"
+    source: int
+    targets: tuple[int, ...]
+    nodes: tuple[Node, ...]
+    conv: ConvGeometry | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    batch: int
+    buffer_shapes: tuple[tuple[int, ...], ...]  # (batch, C, H, W) of each buffer
+    layer_buffers: tuple[int, ...]  # the buffer holding each layer's output
+    steps: tuple[Step, ...]
+
+    @property
+    def output_buffer(self) -> int:
+        return self.layer_buffers[-1]
+
+
+def build_plan(graph: Graph, batch: int) -> Plan:
+    shapes: list[tuple[int, ...]] = [(batch, *graph.input_shape)]
+    layer_buffers: list[int] = []
+    steps: list[Step] = []
+    nodes = graph.nodes
+    current = 0
+    index = 0
+    while index < len(nodes):
+        node = nodes[index]
+        if node.kind in IDENTITY_KINDS:
+            layer_buffers.append(current)
+            index += 1
+            continue
+        shapes.append((batch, *node.out_shape))
+        target = len(shapes) - 1
+        following = nodes[index + 1] if index + 1 < len(nodes) else None
+        if node.kind == "avgpool" and following is not None and following.kind == "softmax":
+            # The pooled logits are few: one launch pools and normalises them.
+            shapes.append((batch, *following.out_shape))
+            steps.append(Step("avgpool_softmax", current, (target, target + 1), (node, following)))
+            layer_buffers += [target, target + 1]
+            current = target + 1
+            index += 2
+            continue
+        geometry = ConvGeometry.of(node.layer, node.in_shape, node.out_shape, batch) \
+            if node.kind == "convolutional" else None
+        op = "conv" if node.kind == "convolutional" else node.kind
+        if op not in ("conv", "maxpool", "avgpool", "softmax"):
+            raise ValueError(f"the CUDA backend has no kernel for layer kind {node.kind}")
+        steps.append(Step(op, current, (target,), (node,), geometry))
+        layer_buffers.append(target)
+        current = target
+        index += 1
+    return Plan(batch, tuple(shapes), tuple(layer_buffers), tuple(steps))
