@@ -30,7 +30,15 @@ def _print_warning(message, category, filename, lineno, file=None, line=None) ->
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extras = parser.parse_known_args(argv)
+    # argparse ends a nargs="*" positional at the first option; a subcommand that names it in
+    # `trailing_positionals` gets the paths given after its options too.
+    if extras:
+        target = getattr(args, "trailing_positionals", None)
+        if target is None or any(extra.startswith("-") for extra in extras):
+            parser.error(f"unrecognized arguments: {' '.join(extras)}")
+        getattr(args, target).extend(extras)
     warnings.showwarning = _print_warning
     try:
         return args.run(args)
