@@ -49,16 +49,19 @@ def _images_under(directory: Path) -> list[str]:
     return [str(path) for path in sorted(found)]
 
 
+def read_list_text(source: str, stdin: TextIO | None = None) -> str:
+    """The text of a list file; '-' reads standard input."""
+    if source == "-":
+        return (stdin or sys.stdin).read()
+    try:
+        return Path(source).read_text(encoding="utf-8", errors="surrogateescape")
+    except OSError as error:
+        raise InputError(f"{source}: cannot read image list: {error.strerror or error}") from None
+
+
 def read_list(source: str, stdin: TextIO | None = None) -> list[str]:
     """A list file: one path per line ('-' reads standard input); blank lines ignored."""
-    if source == "-":
-        text = (stdin or sys.stdin).read()
-    else:
-        try:
-            text = Path(source).read_text(encoding="utf-8", errors="surrogateescape")
-        except OSError as error:
-            raise InputError(f"{source}: cannot read image list: {error.strerror or error}") from None
-    return [line.strip() for line in text.splitlines() if line.strip()]
+    return [line.strip() for line in read_list_text(source, stdin).splitlines() if line.strip()]
 
 
 def expand_inputs(items: Iterable[str]) -> list[str]:

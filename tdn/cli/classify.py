@@ -27,6 +27,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("images", nargs="*", metavar="IMAGE",
                         help="image files (JPEG, PNG, ...), directories (searched recursively for "
                              "image extensions) or glob patterns such as 'photos/**/*.jpg'")
+    parser.add_argument("--list", metavar="FILE",
+                        help="read image paths from FILE, one per line ('-': standard input)")
     add_input_options(parser)
     parser.add_argument("--top", type=positive_int, help="how many classes to print (default 5, "
                                                           "or the .data file's top)")
@@ -41,18 +43,16 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--output", metavar="FILE",
                         help="write results to FILE (replaced only once all images are done) "
                              "instead of standard output")
-    parser.set_defaults(run=run, trailing_positionals="images")
+    parser.set_defaults(run=run, trailing_positional="images")
 
 
 def add_input_options(parser: argparse.ArgumentParser) -> None:
-    """Options shared with tdn valid: backend, preprocessing, batching, error handling."""
+    """Options shared with tdn valid: backend, preprocessing, batching, unreadable images."""
     parser.add_argument("--backend", default="auto",
                         help="backend name, or auto for the best available (default; see 'tdn backends')")
     parser.add_argument("--resize", choices=MODES, default="resize_min",
                         help="preprocessing: resize_min (Darknet 2016, default), letterbox "
                              "(today's darknet classify), stretch, crop")
-    parser.add_argument("--list", metavar="FILE",
-                        help="read image paths from FILE, one per line ('-': standard input)")
     parser.add_argument("--batch", type=positive_int, default=1,
                         help="images per backend call (default 1). In resize_min mode a batch holds "
                              "consecutive images of the same resized shape: a shape change starts "
@@ -83,9 +83,13 @@ def progress(total: int, batch: int) -> tqdm:
                 disable=total <= batch or not sys.stderr.isatty())
 
 
-def run(args: argparse.Namespace) -> int:
+def check_input_options(args: argparse.Namespace) -> None:
     if args.workers < 0:
         raise TdnError(f"--workers must be 0 or more, got {args.workers}")
+
+
+def run(args: argparse.Namespace) -> int:
+    check_input_options(args)
     names, top = None, None
     if args.names:
         names = read_names(args.names)
