@@ -68,9 +68,9 @@ def main() -> None:
         net.predict_batches(paths[:8], batch=8, mode="letterbox", workers=0).__next__()  # warm-up
         peer_decode = peer_e2e = None
         for workers in WORKERS:
-            decode = rate(len(paths), lambda: list(prepared(paths, 224, 224, "letterbox", workers)))
-            e2e = rate(len(paths), lambda: list(net.predict_batches(paths, batch=8, mode="letterbox",
-                                                                    workers=workers)))
+            decode = rate(len(paths), lambda w=workers: list(prepared(paths, 224, 224, "letterbox", w)))
+            e2e = rate(len(paths), lambda w=workers: list(
+                net.predict_batches(paths, batch=8, mode="letterbox", workers=w)))
             peer_decode, peer_e2e = peer_decode or decode, peer_e2e or e2e
             lines.append(f"{workers:7d}  {decode:23.1f}  {decode / peer_decode:5.2f}  "
                          f"{e2e:26.1f}  {e2e / peer_e2e:5.2f}")

@@ -6,7 +6,6 @@ import csv
 import io
 import json
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -80,7 +79,7 @@ def test_unreadable_images_are_reported_in_place_or_raise_when_strict(small):
     inputs = [small["good"][0], *small["bad"], small["good"][1]]
     got = list(small["net"].predict_batches(inputs, batch=4, strict=False))
     assert [p.ok for p in got] == [True, False, False, True]
-    assert all(str(path) in p.error for path, p in zip(small["bad"], got[1:3]))
+    assert all(str(path) in p.error for path, p in zip(small["bad"], got[1:3], strict=True))
     stream = small["net"].predict_batches(inputs, batch=4)
     assert next(stream).ok
     with pytest.raises(ImageError, match="notes.jpg"):

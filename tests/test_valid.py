@@ -50,7 +50,8 @@ def test_class_names_indices_and_duplicates():
         classes.index("crane", "list.csv:3")
     with pytest.raises(InputError, match="list.csv:2: class 'lion' is not in the labels list"):
         from_csv("list.csv", "path,class\na.jpg,lion\n", classes)
-    assert from_csv("list.csv", "path,class\na.jpg,dog\n\nb.jpg, 7\n", classes) == [("a.jpg", 5), ("b.jpg", 7)]
+    rows = from_csv("list.csv", "path,class\na.jpg,dog\n\nb.jpg, 7\n", classes)
+    assert rows == [("a.jpg", 5), ("b.jpg", 7)]
     with pytest.raises(InputError, match="list.csv:1: expected 'path,class', got 3"):
         from_csv("list.csv", "a.jpg,dog,cat\n", classes)
 
@@ -64,9 +65,9 @@ def test_darknet_rule_takes_the_first_name_and_reports_ambiguity():
                                                          ("val/wildcat_2.jpg", (2, 3))]
 
 
-def run_valid(labelled, capsys, *args):
+def run_valid(labelled, capsys, *args, labels=None):
     code = main(["valid", str(labelled["cfg"]), str(labelled["weights"]), "--labels",
-                 str(labelled["labels"]), "--backend", "numpy", "--batch", "3", *args])
+                 str(labels or labelled["labels"]), "--backend", "numpy", "--batch", "3", *args])
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 
@@ -105,10 +106,14 @@ def test_folder_labels_skip_unreadable_and_darknet_rule_reports_crane(labelled, 
     Image.open(labelled["images"][0][0]).save(crane / "bird.png")
     listing = tmp_path / "darknet.txt"
     listing.write_text(f"{crane / 'bird.png'}\n")
-    code, out, err = run_valid(labelled, capsys, "--list", str(listing), "--label-rule", "darknet")
+    # A name past the network's 10 classes ("photos") is not a label, as in Darknet.
+    longer = tmp_path / "longer.txt"
+    longer.write_text("\n".join(NAMES + ["photos"]) + "\n")
+    code, out, err = run_valid(labelled, capsys, "--list", str(listing), "--label-rule", "darknet",
+                               labels=longer)
     assert code == 0 and out.startswith("images: 1  ")
     assert "1 of 1 paths contain more than one label name" in err
-    assert "'crane' (1), 'crane' (4) -> 1" in err
+    assert f"{crane / 'bird.png'}: 'crane' (1), 'crane' (4) -> 1\n" in err
 
 
 def test_dir_and_list_are_exclusive(labelled, capsys, tmp_path):

@@ -69,13 +69,15 @@ def labelled_images(args: argparse.Namespace, names: list[str]) -> list[tuple[st
 
 def run(args: argparse.Namespace) -> int:
     check_input_options(args)
+    net = load(args.cfg, args.weights, args.backend)
     names = read_names(args.labels)
+    if len(names) < net.classes:
+        raise TdnError(f"{args.labels}: {len(names)} labels for a network with {net.classes} outputs")
+    # Like Darknet, only the network's classes count: ImageNet's lists hold more names.
+    names = names[:net.classes]
     labelled = labelled_images(args, names)
     if not labelled:
         raise TdnError("no labelled images found")
-    net = load(args.cfg, args.weights, args.backend)
-    if len(names) < net.classes:
-        raise TdnError(f"{args.labels}: {len(names)} labels for a network with {net.classes} outputs")
     tally = Tally(net.classes)
     skipped = 0
     start = time.perf_counter()
