@@ -149,3 +149,11 @@ def test_cli_reads_list_from_stdin(small, capsys, monkeypatch):
 def test_cli_without_images_is_an_error(small, capsys):
     code, _, err = classify(small, capsys)
     assert code == 1 and "no images given" in err
+
+
+def test_progress_bar_only_for_several_batches_on_a_terminal(monkeypatch):
+    from tdn.cli.classify import progress
+    monkeypatch.setattr("sys.stderr.isatty", lambda: True, raising=False)
+    assert not progress(10, 4).disable and progress(4, 4).disable
+    monkeypatch.setattr("sys.stderr.isatty", lambda: False, raising=False)
+    assert progress(10, 4).disable
