@@ -37,7 +37,10 @@ def decode(image: ImageLike) -> np.ndarray:
     try:
         with Image.open(io.BytesIO(data)) as opened:
             return _rgb(opened, str(path))
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+    except UnidentifiedImageError:
+        # PIL's message names the in-memory buffer, a different address each run.
+        raise ImageError(f"{path}: not a readable image: unknown image format") from None
+    except (OSError, SyntaxError, ValueError) as error:
         raise ImageError(f"{path}: not a readable image: {error}") from None
 
 

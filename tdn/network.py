@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
 
+from tdn import pipeline
 from tdn.backend import Backend, LayerParams, Program
 from tdn.errors import BackendError
 from tdn.graph import Graph, load_graph
+from tdn.image import ImageLike
 from tdn.plugins import registry
 from tdn.weights import RawParams, fold_params, read_weights
 
@@ -62,6 +65,15 @@ class Network:
         outs = self.program(batch.shape[0], *batch.shape[2:]).run_layers(batch)
         return [np.array(out, dtype=np.float32)[0] if x.ndim == 3 else np.array(out, np.float32)
                 for out in outs]
+
+    def predict_batches(self, images: Iterable[ImageLike], batch: int = 8, mode: str = "resize_min",
+                        workers: int = 4, strict: bool = True) -> Iterator[pipeline.Prediction]:
+        """Classify many images (paths, PIL images, HxWx3 uint8 arrays, or 3xHxW float32 inputs
+        already preprocessed), decoded on `workers` threads while the previous batch runs.
+        Yields one tdn.pipeline.Prediction per image, in input order; strict=False reports an
+        unreadable image as a Prediction with .error instead of raising ImageError."""
+        return pipeline.predict_batches(self.predict, images, self.graph.net.width, self.graph.net.height,
+                                        mode, batch, workers, strict)
 
 
 def load(cfg: str | Path, weights: str | Path, backend: str | Backend = "auto") -> Network:

@@ -1,13 +1,22 @@
-"""Printing classification results in Darknet's formats and as JSON lines."""
+"""Printing classification results in Darknet's formats, as JSON lines and as CSV."""
 
 from __future__ import annotations
 
+import contextlib
+import csv
 import json
+import os
 import sys
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TextIO
 
-FORMATS = ("darknet", "darknet-master", "json")
+from tdn.errors import TdnError
+
+FORMATS = ("darknet", "darknet-master", "json", "jsonl", "csv")
+CSV_HEADER = ("image", "rank", "index", "name", "probability", "error")
 
 
 @dataclass(frozen=True)
@@ -42,5 +51,54 @@ def write_result(result: Result, names: list[str] | None, fmt: str,
                     for index, p in result.top],
         }
         print(json.dumps(record), file=out)
+    elif fmt == "jsonl":
+        print(json.dumps(_jsonl_record(result, names)), file=out)
+    elif fmt == "csv":
+        rows = csv.writer(out, lineterminator="\n")
+        for rank, (index, p) in enumerate(result.top, start=1):
+            rows.writerow((result.image, rank, index, label(index, names), repr(p), ""))
     else:
         raise ValueError(f"unknown format {fmt}")
+
+
+def _jsonl_record(result: Result, names: list[str] | None) -> dict:
+    return {"image": result.image, "seconds": result.seconds,
+            "top": [{"rank": rank, "index": index, "name": label(index, names), "probability": p}
+                    for rank, (index, p) in enumerate(result.top, start=1)]}
+
+
+def write_header(fmt: str, out: TextIO = sys.stdout) -> None:
+    """What a format prints before the first result: the CSV column names."""
+    if fmt == "csv":
+        csv.writer(out, lineterminator="\n").writerow(CSV_HEADER)
+
+
+def write_skipped(image: str, error: str, fmt: str, out: TextIO = sys.stdout) -> None:
+    """jsonl and csv keep a record of each skipped image, so their rows match the input;
+    the Darknet formats and json print nothing (the CLI reports skips on stderr)."""
+    if fmt == "jsonl":
+        print(json.dumps({"image": image, "error": error}), file=out)
+    elif fmt == "csv":
+        csv.writer(out, lineterminator="\n").writerow((image, "", "", "", "", error))
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | Path | None) -> Iterator[TextIO]:
+    """stdout when path is None; otherwise a temporary file beside `path` that replaces it
+    only when the block succeeds, so readers never see half a result file."""
+    if path is None:
+        yield sys.stdout
+        return
+    target = Path(path)
+    try:
+        handle = tempfile.NamedTemporaryFile("w", encoding="utf-8", newline="", dir=target.parent,
+                                             prefix=f".{target.name}.", suffix=".tmp", delete=False)
+    except OSError as error:
+        raise TdnError(f"{target}: cannot write output: {error.strerror or error}") from None
+    try:
+        with handle:
+            yield handle
+        os.replace(handle.name, target)
+    except BaseException:
+        os.unlink(handle.name)
+        raise

@@ -75,9 +75,8 @@ def test_summary_and_backends(capsys):
     assert "   19 conv   1000  1 x 1 / 1    19 x  14 x 128   ->    19 x  14 x1000  0.068 BFLOPs" in out
     assert "    0 conv     16  3 x 3 / 1   298 x 224 x   3   ->   298 x 224 x  16  0.058 BFLOPs" in out
     assert main(["backends"]) == 0
-    listing = capsys.readouterr().out
-    assert listing.splitlines()[0].split()[:2] == ["numpy", "available"]
-    assert "numpy-exact" in listing
+    states = {line.split()[0]: line.split()[1] for line in capsys.readouterr().out.splitlines()}
+    assert states["numpy"] == states["numpy-exact"] == "available"
 
 
 def run_tdn(*args):
@@ -107,5 +106,6 @@ def test_bad_input_is_one_line_and_exit_1(shared, tmp_path, make_args, message):
     result = run_tdn(*make_args(shared, tmp_path))
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
-    assert result.stderr.count("\n") == 1 and result.stderr.startswith("tdn: error: ")
-    assert message in result.stderr
+    # One line per problem (an unreadable image is skipped and counted, then exit 1).
+    assert all(line.startswith("tdn: ") for line in result.stderr.splitlines())
+    assert any(message in line for line in result.stderr.splitlines())

@@ -7,10 +7,10 @@ import sys
 import warnings
 
 from tdn import __version__
-from tdn.cli import backends, classify, download, summary
+from tdn.cli import backends, classify, download, summary, valid
 from tdn.errors import TdnError
 
-SUBCOMMANDS = (classify, summary, backends, download)
+SUBCOMMANDS = (classify, summary, backends, download, valid)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,7 +30,20 @@ def _print_warning(message, category, filename, lineno, file=None, line=None) ->
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extras = parser.parse_known_args(argv)
+    # argparse ends a nargs="*" or "?" positional at the first option; a subcommand that names
+    # it in `trailing_positional` also gets paths given after its options.
+    if extras:
+        target = getattr(args, "trailing_positional", None)
+        current = getattr(args, target) if target else None
+        unknown = [extra for extra in extras if extra.startswith("-")]
+        if isinstance(current, list) and not unknown:
+            current.extend(extras)
+        elif target and current is None and len(extras) == 1 and not unknown:
+            setattr(args, target, extras[0])
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(unknown or extras)}")
     warnings.showwarning = _print_warning
     try:
         return args.run(args)
