@@ -15,13 +15,13 @@ import os
 from collections.abc import Sequence
 
 import numpy as np
-from threadpoolctl import ThreadpoolController
-
-from tdn.backend import LayerParams, Program
 from tdn.backends.numpy.activations import activate
 from tdn.backends.numpy.convolution import convolve
 from tdn.backends.numpy.softmax import softmax
 from tdn.backends.numpy.winograd import Winograd3x3
+from threadpoolctl import ThreadpoolController
+
+from tdn.backend import LayerParams, Program
 from tdn.graph import Graph, Node
 
 PLANNED_KINDS = frozenset({"convolutional", "maxpool", "avgpool", "softmax", "cost", "dropout"})
@@ -241,7 +241,7 @@ class Plan:
         self.first_input = self.steps[0].input if self.steps else None
         if self.first_input is None:
             self.first_input = np.empty((batch, h, w, c), np.float32)
-        for step, following in zip(self.steps, self.steps[1:] + [None]):
+        for step, following in zip(self.steps, self.steps[1:] + [None], strict=False):
             target = following.input if following is not None else None
             if target is None:
                 c, h, w = step.nodes[-1].out_shape

@@ -7,10 +7,10 @@ import sys
 import warnings
 
 from tdn import __version__
-from tdn.cli import backends, classify, download, summary
+from tdn.cli import backends, bench, classify, download, export, summary
 from tdn.errors import TdnError
 
-SUBCOMMANDS = (classify, summary, backends, download)
+SUBCOMMANDS = (classify, summary, backends, download, bench, export)
 
 
 def build_parser() -> argparse.ArgumentParser:
