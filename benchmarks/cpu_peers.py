@@ -78,7 +78,8 @@ def measure(args: argparse.Namespace) -> dict:
             x = random_input(batch, graph.net.channels, height, width)
             runs = max(5, args.runs // batch) if batch > 1 else args.runs
             for name, (function, version) in systems.items():
-                timing = time_function(name, function, x, warmup=3, runs=runs, min_seconds=args.min_seconds)
+                timing = time_function(name, function, x, warmup=3, runs=runs,
+                                       min_seconds=args.min_seconds)
                 results.append(timing.as_dict() | {"version": version})
                 print(f"  {name:<12} batch {batch:>3}: {timing.ms_per_image:7.2f} ms/image "
                       f"(median of {timing.runs}, IQR {timing.p25_ms:.1f}-{timing.p75_ms:.1f} ms)", flush=True)
@@ -102,8 +103,10 @@ def main() -> int:
     parser.add_argument("--cfg", default=str(REPO / "cfg" / "tiny.cfg"))
     parser.add_argument("--size", default="224x224")
     parser.add_argument("--batch", default="1,32")
-    parser.add_argument("--runs", type=int, default=60, help="timed runs at batch 1 (fewer for bigger batches)")
-    parser.add_argument("--min-seconds", type=float, default=3.0, help="keep timing each case at least this long")
+    parser.add_argument("--runs", type=int, default=60,
+                        help="timed runs at batch 1 (fewer for bigger batches)")
+    parser.add_argument("--min-seconds", type=float, default=3.0,
+                        help="keep timing each case at least this long")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
