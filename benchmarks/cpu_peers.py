@@ -82,7 +82,8 @@ def measure(args: argparse.Namespace) -> dict:
                                        min_seconds=args.min_seconds)
                 results.append(timing.as_dict() | {"version": version})
                 print(f"  {name:<12} batch {batch:>3}: {timing.ms_per_image:7.2f} ms/image "
-                      f"(median of {timing.runs}, IQR {timing.p25_ms:.1f}-{timing.p75_ms:.1f} ms)", flush=True)
+                      f"(median of {timing.runs}, IQR {timing.p25_ms:.1f}-{timing.p75_ms:.1f} ms)",
+                      flush=True)
     ratios = {}
     for batch in args.batch:
         by_name = {r["name"]: r["ms_per_image"] for r in results if r["batch"] == batch}
