@@ -9,7 +9,7 @@ import os
 
 import numpy as np
 import pytest
-from batch_helpers import write_images, write_small_net
+from tests.batch_helpers import write_images, write_small_net
 from PIL import Image
 
 import tdn

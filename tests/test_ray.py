@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import ray
-from batch_helpers import write_images, write_small_net
+from tests.batch_helpers import write_images, write_small_net
 
 import tdn.ray
 from tdn.network import load

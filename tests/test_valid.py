@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from batch_helpers import write_small_net
+from tests.batch_helpers import write_small_net
 from PIL import Image
 
 from tdn.cli import main

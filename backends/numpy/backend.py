@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 from tdn.backends.numpy import darknet_order
 from tdn.backends.numpy.convolution import convolve
+from tdn.backends.numpy.plan import PLANNED_KINDS, PlannedProgram
 from tdn.backends.numpy.pooling import avgpool, maxpool
 from tdn.backends.numpy.softmax import softmax
 
@@ -69,6 +70,9 @@ class NumpyBackend(Backend):
     priority = 10
 
     def prepare(self, graph: Graph, params: Sequence[LayerParams], batch: int) -> Program:
+        # The planned path (plan.py) covers the kinds it knows; other networks run layer by layer.
+        if {node.kind for node in graph.nodes} <= PLANNED_KINDS:
+            return PlannedProgram(graph, params, batch)
         return NumpyProgram(graph, params)
 
 

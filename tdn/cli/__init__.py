@@ -7,10 +7,10 @@ import sys
 import warnings
 
 from tdn import __version__
-from tdn.cli import backends, classify, download, summary, valid
+from tdn.cli import backends, bench, classify, download, export, summary, valid
 from tdn.errors import TdnError
 
-SUBCOMMANDS = (classify, summary, backends, download, valid)
+SUBCOMMANDS = (classify, summary, backends, download, valid, bench, export)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,82 @@
+"""Winograd F(m x m, 3 x 3) convolution (Lavin & Gray, 2015) as three BLAS matmuls.
+
+A 3x3 stride-1 convolution computed on (m+2) x (m+2) input tiles needs (m+2)^2 products per
+output tile instead of 9 m^2: 2.25x fewer for m=2, 4x fewer for m=4. Each step is a matmul
+so that BLAS runs it on every core: the input and output transforms are the Kronecker
+products of the 1-D transforms applied to all tiles at once, and the per-tile products are
+one batched matmul over the (m+2)^2 tile positions. Layout is NHWC throughout.
+
+Accuracy: F(2x2) adds at most a few ulps; F(4x4) has transform constants up to 8 and loses
+about one more decimal digit, still far inside the backend's 1e-4 bound on probabilities.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+# The 1-D transforms (input B^T, kernel G, output A^T) for each output tile size m.
+_TRANSFORMS = {
+    2: (
+        [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]],
+        [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]],
+        [[1, 1, 1, 0], [0, 1, -1, -1]],
+    ),
+    4: (
+        [[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
+         [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]],
+        [[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
+         [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]],
+        [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]],
+    ),
+}
+TILE_SIZES = tuple(_TRANSFORMS)
+
+
+class Winograd3x3:
+    """One 3x3, stride-1, pad-1 convolution layer at one batch and input size.
+
+    `padded_input` is the (n, tiles_h*m + 2, tiles_w*m + 2, c) buffer this layer reads: the
+    producer writes the image into [:, 1:h+1, 1:w+1] and the rest stays zero. run() returns
+    the output plus bias as an (n, tiles_h*m, tiles_w*m, filters) array; [:, :h, :w] is valid.
+    """
+
+    def __init__(self, weights: np.ndarray, n: int, h: int, w: int, m: int):
+        bt, g, at = (np.array(t, np.float64) for t in _TRANSFORMS[m])
+        filters, c = weights.shape[:2]
+        a = m + 2
+        self.m, self.n, self.c, self.filters = m, n, c, filters
+        self.tiles_h, self.tiles_w = -(-h // m), -(-w // m)
+        tiles = n * self.tiles_h * self.tiles_w
+        # U[i*a+j] = (G w G^T)[i, j], as (a*a, c, filters) for the batched matmul.
+        u = np.einsum("ik,fckl,jl->ijcf", g, weights.astype(np.float64), g)
+        self.kernel = np.ascontiguousarray(u.reshape(a * a, c, filters), np.float32)
+        self.input_transform = np.kron(bt, bt).astype(np.float32)  # (a*a, a*a)
+        self.output_transform = np.kron(at, at).astype(np.float32)  # (m*m, a*a)
+        self.padded_input = np.zeros((n, self.tiles_h * m + 2, self.tiles_w * m + 2, c), np.float32)
+        self._tiles = np.empty((a * a, tiles * c), np.float32)
+        self._transformed = np.empty((a * a, tiles * c), np.float32)
+        self._products = np.empty((a * a, tiles, filters), np.float32)
+        self._output = np.empty((m * m, tiles * filters), np.float32)
+        self.result = np.empty((n, self.tiles_h * m, self.tiles_w * m, filters), np.float32)
+
+    @property
+    def buffers(self) -> list[np.ndarray]:
+        return [self.kernel, self.padded_input, self._tiles, self._transformed, self._products,
+                self._output, self.result]
+
+    def run(self, bias: np.ndarray) -> np.ndarray:
+        m, n, c, th, tw = self.m, self.n, self.c, self.tiles_h, self.tiles_w
+        a = m + 2
+        x = self.padded_input
+        sn, sh, sw, sc = x.strides
+        # Overlapping (a x a) tiles at stride m, gathered tile position first.
+        windows = as_strided(x, (a, a, n, th, tw, c), (sh, sw, sn, m * sh, m * sw, sc), writeable=False)
+        np.copyto(self._tiles.reshape(a, a, n, th, tw, c), windows)
+        np.matmul(self.input_transform, self._tiles, out=self._transformed)
+        np.matmul(self._transformed.reshape(a * a, -1, c), self.kernel, out=self._products)
+        np.matmul(self.output_transform, self._products.reshape(a * a, -1), out=self._output)
+        # (m, m, n, th, tw, f) -> (n, th, m, tw, m, f) = (n, th*m, tw*m, f), bias added on the way.
+        y = self._output.reshape(m, m, n, th, tw, self.filters).transpose(2, 3, 0, 4, 1, 5)
+        np.add(y, bias, out=self.result.reshape(n, th, m, tw, m, self.filters))
+        return self.result

@@ -1,0 +1,87 @@
+"""tdn bench: time a network's forward pass per backend and batch size."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+from tdn.bench import blas_info, max_rss_mb, random_input, time_function
+from tdn.cli.options import parse_size, positive_int
+from tdn.errors import TdnError
+from tdn.graph import load_graph
+from tdn.network import Network
+from tdn.plugins import registry
+from tdn.weights import random_params, read_weights
+
+# Show a progress bar when the timed runs should take longer than this.
+PROGRESS_AFTER_SECONDS = 2.0
+
+
+def batch_list(text: str) -> list[int]:
+    """'1,8,32' -> [1, 8, 32]."""
+    try:
+        return [positive_int(part) for part in text.split(",")]
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected batch sizes like 1,8,32, got '{text}'") from None
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "bench", help="time the forward pass",
+        description="Time a network's forward pass: warm-up, then many runs; prints the median, "
+                    "the interquartile range, ms per image, images per second and peak memory. "
+                    "Without WEIGHTS the network gets random weights.")
+    parser.add_argument("cfg", help="Darknet .cfg file")
+    parser.add_argument("weights", nargs="?", help="Darknet .weights file (default: random weights)")
+    parser.add_argument("--backend", action="append", dest="backends", metavar="B",
+                        help="backend to time; repeat for several (default: auto)")
+    parser.add_argument("--batch", type=batch_list, default=[1], help="batch sizes, like 1,8,32 (default 1)")
+    parser.add_argument("--size", type=parse_size, help="input WIDTHxHEIGHT (default: the cfg's)")
+    parser.add_argument("--runs", type=positive_int, default=20, help="timed runs per case (default 20)")
+    parser.add_argument("--warmup", type=positive_int, default=3, help="untimed runs first (default 3)")
+    parser.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE")
+    parser.set_defaults(run=run)
+
+
+def _progress(label: str):
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        raise TdnError("tdn bench needs tqdm: pip install 'tdn[bench]'") from None
+
+    def wrap(runs: Iterable[int], expected_seconds: float) -> Iterable[int]:
+        if expected_seconds < PROGRESS_AFTER_SECONDS:
+            return runs
+        return tqdm(runs, desc=label, leave=False, file=sys.stderr, unit="run")
+    return wrap
+
+
+def run(args: argparse.Namespace) -> int:
+    graph = load_graph(args.cfg)
+    params = read_weights(args.weights, graph)[1] if args.weights else random_params(graph)
+    width, height = args.size or (graph.net.width, graph.net.height)
+    results = []
+    print(f"{'backend':<14} {'batch':>5} {'median ms':>10} {'IQR ms':>15} {'ms/image':>9} "
+          f"{'images/s':>9} {'peak MB':>8}")
+    for name in args.backends or ["auto"]:
+        network = Network(graph, params, registry().get(name))
+        for batch in args.batch:
+            x = random_input(batch, graph.net.channels, height, width)
+            timing = time_function(network.backend.name, network.predict, x, args.warmup, args.runs,
+                                   progress=_progress(f"{network.backend.name} batch {batch}"))
+            results.append(timing.as_dict())
+            print(f"{timing.name:<14} {batch:>5} {timing.median_ms:>10.2f} "
+                  f"{timing.p25_ms:>7.2f}-{timing.p75_ms:<7.2f} {timing.ms_per_image:>9.2f} "
+                  f"{timing.images_per_second:>9.1f} {timing.peak_traced_mb:>8.1f}")
+    print(f"process peak resident memory: {max_rss_mb():.0f} MB", file=sys.stderr)
+    if args.json:
+        report = {"cfg": args.cfg, "weights": args.weights or "random", "width": width, "height": height,
+                  "results": results, "max_rss_mb": max_rss_mb(), "threadpools": blas_info()}
+        try:
+            Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+        except OSError as error:
+            raise TdnError(f"{args.json}: cannot write: {error.strerror or error}") from None
+    return 0

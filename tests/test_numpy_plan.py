@@ -1,0 +1,187 @@
+"""The planned NumPy path (backends/numpy/plan.py) against the plain layer-by-layer path.
+
+Tolerance: probabilities within 1e-4 relative (1e-7 absolute for the tiny ones); every
+algorithm reorders float32 sums and Winograd F(4x4) multiplies by constants up to 8.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from tdn.backends.numpy.backend import NumpyProgram
+from tdn.backends.numpy.plan import Plan, PlannedProgram, available_cores, choose_algorithm
+from threadpoolctl import threadpool_info
+
+from tdn.graph import graph_from_text, load_graph
+from tdn.network import load
+from tdn.weights import fold_params, random_params, read_weights
+
+from .conftest import REPO
+
+PROBABILITY_RTOL, PROBABILITY_ATOL = 1e-4, 1e-7
+
+SMALL = """
+[net]
+channels=3
+height={h}
+width={w}
+
+[convolutional]
+batch_normalize=1
+filters=16
+size=3
+stride=1
+pad=1
+activation=leaky
+
+[maxpool]
+size=2
+stride=2
+
+[convolutional]
+filters=24
+size=1
+stride=1
+activation=relu
+
+[convolutional]
+batch_normalize=1
+filters=20
+size=3
+stride=1
+pad=1
+activation=logistic
+
+[maxpool]
+size=3
+stride=2
+
+[convolutional]
+filters=10
+size=3
+stride=2
+pad=1
+activation=linear
+
+[dropout]
+probability=.5
+
+[avgpool]
+
+[softmax]
+temperature=2
+"""
+
+
+def _network(h: int, w: int, seed: int = 0):
+    graph = graph_from_text(SMALL.format(h=h, w=w))
+    return graph, fold_params(graph, random_params(graph, seed))
+
+
+def _x(batch: int, graph, seed: int = 1) -> np.ndarray:
+    c, h, w = graph.input_shape
+    return np.random.default_rng(seed).random((batch, c, h, w), np.float32)
+
+
+@pytest.mark.parametrize("algorithm", ["im2col", "winograd2", "winograd4"])
+@pytest.mark.parametrize(("h", "w"), [(16, 16), (13, 10), (9, 22)])
+def test_every_3x3_algorithm_matches_the_plain_path(algorithm, h, w):
+    graph, params = _network(h, w)
+    x = _x(2, graph)
+    forced = {node.index: algorithm for node in graph.nodes
+              if node.kind == "convolutional" and node.layer.size == 3 and node.layer.stride == 1}
+    plan = Plan(graph, params, 2, algorithms=forced)
+    assert {plan.algorithms[i] for i in forced} == {algorithm}
+    np.testing.assert_allclose(plan.run(x), NumpyProgram(graph, params).run(x),
+                               rtol=PROBABILITY_RTOL, atol=PROBABILITY_ATOL,
+                               err_msg=f"{algorithm} at {h}x{w}")
+
+
+def test_unfused_plan_matches_every_layer_of_the_plain_path():
+    graph, params = _network(15, 12)
+    x = _x(3, graph)
+    planned = PlannedProgram(graph, params, 3).run_layers(x)
+    plain = NumpyProgram(graph, params).run_layers(x)
+    assert len(planned) == len(plain) == len(graph.nodes)
+    for node, got, want in zip(graph.nodes, planned, plain, strict=False):
+        assert got.shape == want.shape, f"layer {node.index} {node.kind}"
+        scale = float(np.abs(want).max())
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * scale,
+                                   err_msg=f"layer {node.index} {node.kind}")
+
+
+def test_fused_plan_refuses_run_layers():
+    graph, params = _network(8, 8)
+    with pytest.raises(ValueError, match="fuse=False"):
+        Plan(graph, params, 1).run_layers(_x(1, graph))
+
+
+def test_grouped_convolution_takes_the_plain_algorithm():
+    graph = graph_from_text("[net]\nchannels=4\nheight=6\nwidth=7\n\n[convolutional]\nfilters=8\n"
+                            "size=3\nstride=1\npad=1\ngroups=2\nactivation=leaky\n\n[maxpool]\nsize=2\nstride=2\n")
+    params = fold_params(graph, random_params(graph))
+    plan = Plan(graph, params, 2)
+    assert plan.algorithms == {0: "plain"}
+    x = _x(2, graph)
+    np.testing.assert_allclose(plan.run(x), NumpyProgram(graph, params).run(x), rtol=1e-5, atol=1e-6)
+
+
+def test_algorithm_choice_by_shape():
+    graph = load_graph(REPO / "cfg" / "tiny.cfg")
+    chosen = {node.index: choose_algorithm(node) for node in graph.nodes if node.kind == "convolutional"}
+    assert chosen[0] == "im2col"  # 3 input channels: too few for Winograd's transforms to pay
+    assert {chosen[i] for i in chosen if graph.nodes[i].layer.size == 1} == {"gemm"}
+    assert all(chosen[i].startswith("winograd") for i in chosen if i and graph.nodes[i].layer.size == 3)
+
+
+def test_tiny_darknet_probabilities_match_the_plain_path(shared):
+    graph = load_graph(REPO / "cfg" / "tiny.cfg")
+    _, raw = read_weights(shared / "weights" / "tiny-random.weights", graph)
+    params = fold_params(graph, raw)
+    x = np.load(shared / "reference" / "tiny_dog_resize_min_input.npy")[None]
+    graph = graph.resized(*x.shape[2:])
+    planned = PlannedProgram(graph, params, 1).run(x)
+    np.testing.assert_allclose(planned, NumpyProgram(graph, params).run(x),
+                               rtol=PROBABILITY_RTOL, atol=PROBABILITY_ATOL)
+    reference = np.load(shared / "reference" / "tiny_dog_resize_min_output.npy")
+    assert int(planned.argmax()) == int(reference.argmax())
+
+
+def test_numpy_backend_uses_the_plan_and_numpy_exact_keeps_its_own_path(shared):
+    x = np.load(shared / "reference" / "tiny_dog_resize_min_input.npy")
+    fast = load(REPO / "cfg" / "tiny.cfg", shared / "weights" / "tiny-random.weights", "numpy")
+    assert isinstance(fast.program(1, *x.shape[1:]), PlannedProgram)
+    exact = load(REPO / "cfg" / "tiny.cfg", shared / "weights" / "tiny-random.weights", "numpy-exact")
+    expected = np.load(shared / "reference" / "tiny_dog_resize_min_output.npy").ravel()
+    assert not isinstance(exact.program(1, *x.shape[1:]), PlannedProgram)
+    np.testing.assert_allclose(exact.predict(x), expected, rtol=1e-5, atol=0)
+    np.testing.assert_allclose(fast.predict(x), expected, rtol=PROBABILITY_RTOL, atol=PROBABILITY_ATOL)
+
+
+def test_blas_threads_never_exceed_the_cores_during_a_run():
+    graph, params = _network(8, 8)
+    plan = Plan(graph, params, 1)
+    seen = []
+    original = plan.steps[0].run
+
+    def recording_run(x):
+        seen.extend(info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas")
+        return original(x)
+
+    plan.steps[0].run = recording_run
+    plan.run(_x(1, graph))
+    assert seen and max(seen) <= available_cores()
+
+
+def test_plan_reports_its_buffers():
+    graph, params = _network(16, 16)
+    one, four = Plan(graph, params, 1), Plan(graph, params, 4)
+    c, h, w = graph.input_shape
+    assert one.nbytes > 4 * c * h * w
+    assert four.nbytes > one.nbytes
+
+
+def test_plan_rejects_another_input_shape():
+    graph, params = _network(8, 8)
+    with pytest.raises(ValueError, match="this plan runs"):
+        Plan(graph, params, 2).run(_x(1, graph))
