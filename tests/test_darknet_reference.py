@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
+from tdn.backends.numpy.backend import ExactNumpyProgram, NumpyProgram
 
 import tdn
-from tdn.backends.numpy.backend import ExactNumpyProgram, NumpyProgram
 from tdn.classes import top_k
 
 MODES = ("letterbox", "resize_min", "stretch")

@@ -9,7 +9,6 @@ import os
 
 import numpy as np
 import pytest
-from tests.batch_helpers import write_images, write_small_net
 from PIL import Image
 
 import tdn
@@ -17,6 +16,7 @@ from tdn.cli import main
 from tdn.errors import ImageError
 from tdn.image import decode, preprocess_pixels
 from tdn.pipeline import InputError, batches, expand_inputs, prepared, read_list
+from tests.batch_helpers import write_images, write_small_net
 
 
 @pytest.fixture(scope="module")

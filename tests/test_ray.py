@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import ray
-from tests.batch_helpers import write_images, write_small_net
 
 import tdn.ray
 from tdn.network import load
+from tests.batch_helpers import write_images, write_small_net
 
 
 @pytest.fixture(scope="module")

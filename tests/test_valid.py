@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tests.batch_helpers import write_small_net
 from PIL import Image
 
 from tdn.cli import main
@@ -12,6 +11,7 @@ from tdn.image import decode, preprocess_pixels
 from tdn.network import load
 from tdn.pipeline import InputError
 from tdn.validation import ClassIndex, Tally, darknet_rule, from_csv
+from tests.batch_helpers import write_small_net
 
 NAMES = ["tench", "crane", "cat", "wildcat", "crane", "dog", "fox", "owl", "eel", "bee"]
 
