@@ -22,6 +22,9 @@ class Node:
     in_shape: Shape
     out_shape: Shape
     where: str  # "file:line" of the section, for error messages
+    sources: tuple[int, ...] = ()
+    """Absolute indices of earlier layers whose outputs this layer also reads
+    (route, shortcut); a program passes those outputs to the layer with its input."""
 
     @property
     def kind(self) -> str:
