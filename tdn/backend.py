@@ -38,7 +38,9 @@ class Backend(abc.ABC):
     description: str
     layer_kinds: frozenset[str]
     """The layer kinds it runs; load fails with a clear message for any other."""
-    dtypes: tuple[str, ...] = ("float32",)
+    precisions: tuple[str, ...] = ("fp32",)
+    """The arithmetic it offers, first the default: fp32, tf32 (fp32 storage, tensor-core
+    products), fp16, fp64. Results always come back as float32."""
     priority: int = 0
     """backend="auto" picks the available backend with the highest priority."""
     folded_batchnorm: bool = True
@@ -49,5 +51,6 @@ class Backend(abc.ABC):
         return None
 
     @abc.abstractmethod
-    def prepare(self, graph: Graph, params: Sequence[LayerParams], batch: int) -> Program:
-        """Build a Program for `batch` images of the graph's input size."""
+    def prepare(self, graph: Graph, params: Sequence[LayerParams], batch: int, precision: str) -> Program:
+        """Build a Program for `batch` images of the graph's input size, computing in
+        `precision` (always one of self.precisions: tdn checks before calling)."""

@@ -17,13 +17,18 @@ from tdn.weights import RawParams, fold_params, read_weights
 
 
 class Network:
-    def __init__(self, graph: Graph, params: RawParams, backend: Backend):
+    def __init__(self, graph: Graph, params: RawParams, backend: Backend, precision: str | None = None):
+        precision = precision or backend.precisions[0]
+        if precision not in backend.precisions:
+            raise BackendError(f"backend '{backend.name}' does not offer precision {precision} "
+                               f"(it offers: {', '.join(backend.precisions)})")
         unsupported = sorted({node.kind for node in graph.nodes} - backend.layer_kinds)
         if unsupported:
             raise BackendError(f"backend '{backend.name}' cannot run layer type(s) "
                                f"{', '.join(unsupported)} of {graph.source}")
         self.graph = graph
         self.backend = backend
+        self.precision = precision
         self.params: list[LayerParams] = fold_params(graph, params) if backend.folded_batchnorm else params
         self._programs: dict[tuple[int, int, int], Program] = {}
 
@@ -40,7 +45,7 @@ class Network:
         key = (batch, height, width)
         if key not in self._programs:
             graph = self.graph.resized(height, width)
-            self._programs[key] = self.backend.prepare(graph, self.params, batch)
+            self._programs[key] = self.backend.prepare(graph, self.params, batch, self.precision)
         return self._programs[key]
 
     def _batch(self, x: np.ndarray) -> np.ndarray:
@@ -76,9 +81,11 @@ class Network:
                                         mode, batch, workers, strict)
 
 
-def load(cfg: str | Path, weights: str | Path, backend: str | Backend = "auto") -> Network:
-    """Read a Darknet cfg and weights file and bind them to a backend ("auto": the best available)."""
+def load(cfg: str | Path, weights: str | Path, backend: str | Backend = "auto",
+         precision: str | None = None) -> Network:
+    """Read a Darknet cfg and weights file and bind them to a backend ("auto": the best available)
+    computing in `precision` (default: the backend's first, fp32 for the built-in ones)."""
     graph = load_graph(cfg)
     _, params = read_weights(weights, graph)
     chosen = backend if isinstance(backend, Backend) else registry().get(backend)
-    return Network(graph, params, chosen)
+    return Network(graph, params, chosen, precision)

@@ -109,3 +109,16 @@ def test_bad_input_is_one_line_and_exit_1(shared, tmp_path, make_args, message):
     # One line per problem (an unreadable image is skipped and counted, then exit 1).
     assert all(line.startswith("tdn: ") for line in result.stderr.splitlines())
     assert any(message in line for line in result.stderr.splitlines())
+
+
+def test_a_precision_the_backend_does_not_offer_is_a_one_line_error(capsys, shared, tiny):
+    image = str(shared / "images" / "dog-stb.png")
+    assert main(["classify", "--backend", "numpy", "--precision", "fp16", *tiny, image]) != 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "backend 'numpy' does not offer precision fp16 (it offers: fp32)" in err
+
+
+def test_the_default_precision_is_the_backends_first(capsys, shared, tiny):
+    image = str(shared / "images" / "dog-stb.png")
+    assert main(["classify", "--backend", "numpy", "--precision", "fp32", *tiny, image]) == 0
+    assert "Predicted in" in capsys.readouterr().out

@@ -17,7 +17,7 @@ class Unavailable(Backend):
     def unavailable_reason(self):
         return "no fake device found"
 
-    def prepare(self, graph, params, batch):
+    def prepare(self, graph, params, batch, precision):
         raise AssertionError("never prepared")
 
 

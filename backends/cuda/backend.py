@@ -1,4 +1,4 @@
-"""The CUDA backends: `cuda` (float32), `cuda-tf32` and `cuda-fp16` (tensor-core convolutions).
+"""The CUDA backend: `cuda`, float32 by default, tf32 or fp16 tensor-core convolutions on request.
 
 CuPy is imported only here, lazily, so tdn imports and lists backends without it.
 """
@@ -12,12 +12,8 @@ from tdn.backends.cuda.plan import LAYER_KINDS, build_plan
 from tdn.backend import Backend, LayerParams, Program
 from tdn.graph import Graph
 
-PRECISIONS = {
-    # precision: (backend name, description)
-    "float32": ("cuda", "own CUDA kernels via CuPy, float32, CUDA graphs"),
-    "tf32": ("cuda-tf32", "own CUDA kernels via CuPy, tf32 tensor-core convolutions, float32 sums"),
-    "fp16": ("cuda-fp16", "own CUDA kernels via CuPy, fp16 tensor-core convolutions, float32 sums"),
-}
+# The conv kernel variant that computes each precision.
+CONV_PRECISION = {"fp32": "float32", "tf32": "tf32", "fp16": "fp16"}
 
 
 def cuda_unavailable_reason() -> str | None:
@@ -45,24 +41,17 @@ def _one_line(error: Exception) -> str:
 
 
 class CudaBackend(Backend):
-    """One class for the three precisions; `precision` selects the convolution kernel."""
-
+    name = "cuda"
+    description = ("own CUDA kernels via CuPy, CUDA graphs; fp32, or tf32/fp16 tensor-core "
+                   "convolutions with float32 sums")
     layer_kinds = LAYER_KINDS
+    precisions = tuple(CONV_PRECISION)
     priority = 20  # above numpy's 10: "auto" picks the GPU when there is one
-    precision = "float32"
-
-    def __init__(self, precision: str = "float32"):
-        if precision not in PRECISIONS:
-            raise ValueError(f"unknown precision {precision!r}")
-        self.precision = precision
-        self.name, self.description = PRECISIONS[precision]
-        if precision != "float32":
-            self.priority = 0  # reduced precision only when asked for by name
 
     def unavailable_reason(self) -> str | None:
         return cuda_unavailable_reason()
 
-    def prepare(self, graph: Graph, params: Sequence[LayerParams], batch: int) -> Program:
+    def prepare(self, graph: Graph, params: Sequence[LayerParams], batch: int, precision: str) -> Program:
         from tdn.backends.cuda.program import CudaProgram
 
-        return CudaProgram(build_plan(graph, batch), params, self.precision)
+        return CudaProgram(build_plan(graph, batch), params, CONV_PRECISION[precision])

@@ -69,7 +69,7 @@ class NumpyBackend(Backend):
     layer_kinds = LAYER_KINDS
     priority = 10
 
-    def prepare(self, graph: Graph, params: Sequence[LayerParams], batch: int) -> Program:
+    def prepare(self, graph: Graph, params: Sequence[LayerParams], batch: int, precision: str) -> Program:
         # The planned path (plan.py) covers the kinds it knows; other networks run layer by layer.
         if {node.kind for node in graph.nodes} <= PLANNED_KINDS:
             return PlannedProgram(graph, params, batch)
@@ -82,5 +82,5 @@ class ExactNumpyBackend(Backend):
     layer_kinds = LAYER_KINDS
     folded_batchnorm = False
 
-    def prepare(self, graph: Graph, params: Sequence[LayerParams], batch: int) -> Program:
+    def prepare(self, graph: Graph, params: Sequence[LayerParams], batch: int, precision: str) -> Program:
         return ExactNumpyProgram(graph, params)

@@ -38,6 +38,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("weights", nargs="?", help="Darknet .weights file (default: random weights)")
     parser.add_argument("--backend", action="append", dest="backends", metavar="B",
                         help="backend to time; repeat for several (default: auto)")
+    parser.add_argument("--precision", help="arithmetic the backends compute in (default: each one's first)")
     parser.add_argument("--batch", type=batch_list, default=[1], help="batch sizes, like 1,8,32 (default 1)")
     parser.add_argument("--size", type=parse_size, help="input WIDTHxHEIGHT (default: the cfg's)")
     parser.add_argument("--runs", type=positive_int, default=20, help="timed runs per case (default 20)")
@@ -67,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"{'backend':<14} {'batch':>5} {'median ms':>10} {'IQR ms':>15} {'ms/image':>9} "
           f"{'images/s':>9} {'peak MB':>8}")
     for name in args.backends or ["auto"]:
-        network = Network(graph, params, registry().get(name))
+        network = Network(graph, params, registry().get(name), args.precision)
         for batch in args.batch:
             x = random_input(batch, graph.net.channels, height, width)
             timing = time_function(network.backend.name, network.predict, x, args.warmup, args.runs,

@@ -50,6 +50,9 @@ def add_input_options(parser: argparse.ArgumentParser) -> None:
     """Options shared with tdn valid: backend, preprocessing, batching, unreadable images."""
     parser.add_argument("--backend", default="auto",
                         help="backend name, or auto for the best available (default; see 'tdn backends')")
+    parser.add_argument("--precision",
+                        help="arithmetic: fp32 (default), or another the backend offers, such as "
+                             "tf32 or fp16 for cuda (see 'tdn backends')")
     parser.add_argument("--resize", choices=MODES, default="resize_min",
                         help="preprocessing: resize_min (Darknet 2016, default), letterbox "
                              "(today's darknet classify), stretch, crop")
@@ -97,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         names, top = names_from_data_file(args.data)
     top = args.top or top or 5
     paths = image_paths(args)
-    net = load(args.cfg, args.weights, args.backend)
+    net = load(args.cfg, args.weights, args.backend, args.precision)
     if names is not None and len(names) < net.classes:
         raise TdnError(f"{args.names or args.data}: {len(names)} class names for a network "
                        f"with {net.classes} outputs")
