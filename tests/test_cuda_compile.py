@@ -12,9 +12,8 @@ import os
 import re
 import shutil
 import subprocess
-from pathlib import Path
-
 from importlib import resources
+from pathlib import Path
 
 import pytest
 from tdn.backends.cuda import kernels
