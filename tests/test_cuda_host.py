@@ -3,6 +3,7 @@ launch wrappers' argument checks, and how the backend reports itself unavailable
 
 from __future__ import annotations
 
+import ast
 import re
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from tdn.backends.cuda import kernels, tiling
 from tdn.backends.cuda.backend import CudaBackend, cuda_unavailable_reason
-from tdn.backends.cuda.plan import build_plan
+from tdn.backends.cuda.plan import STEP_OPS, build_plan
 from tdn.backends.numpy.convolution import im2col
 
 from tdn.activations import ACTIVATIONS
@@ -571,3 +572,12 @@ def test_crop_launch_and_checks(launches):
         kernels.crop(x, np.zeros((2, 3, 8, 3), np.float32))
     with pytest.raises(ValueError, match=r"crop output: expected shape \(2, 3, 4, 3\)"):
         kernels.crop(x, np.zeros((2, 4, 4, 3), np.float32))
+
+
+def test_every_step_op_has_a_launcher():
+    """program.py imports CuPy, so its LAUNCHERS table is read from the source here: a kind wired
+    into plan.STEP_OPS without a launcher would otherwise fail only on a GPU."""
+    tree = ast.parse((REPO / "backends/cuda/program.py").read_text())
+    [table] = [node.value for node in ast.walk(tree)
+               if isinstance(node, ast.AnnAssign) and getattr(node.target, "id", None) == "LAUNCHERS"]
+    assert {key.value for key in table.keys} == set(STEP_OPS.values()) | {"avgpool_softmax"}
