@@ -1,9 +1,10 @@
-"""Tiny Darknet on one GPU: tdn's CUDA backends against PyTorch, in one run.
+"""Tiny Darknet on one GPU: tdn's CUDA backend against PyTorch, in one run.
 
 Times host-to-host forward passes (input array in, probabilities out) at each batch size
-for tdn (cuda, cuda-tf32, cuda-fp16) and PyTorch (cuDNN, channels_last: eager, CUDA
-graph, torch.compile), and writes ms/batch, images/s and each entry's ratio to PyTorch's
-best at that batch to benchmarks/results/<device>-<time>.json.
+for tdn's cuda backend at each precision (entries cuda-fp32, cuda-tf32, cuda-fp16) and
+PyTorch (cuDNN, channels_last: eager, CUDA graph, torch.compile), and writes ms/batch,
+images/s and each entry's ratio to PyTorch's best at that batch to
+benchmarks/results/<device>-<time>.json.
 
     python benchmarks/gpu_bench.py --weights ../shared/darknet/weights/tiny.weights
 """
@@ -21,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
-TDN_BACKENDS = ("cuda", "cuda-tf32", "cuda-fp16")
+PRECISIONS = ("fp32", "tf32", "fp16")  # the cuda backend's, as CudaBackend.precisions lists them
 TORCH_MODES = ("torch-eager", "torch-cuda-graph", "torch-compile")
 
 
@@ -30,6 +31,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--cfg", type=Path, default=REPO / "cfg/tiny.cfg")
     parser.add_argument("--weights", type=Path, default=REPO.parent / "shared/darknet/weights/tiny.weights")
     parser.add_argument("--batches", type=lambda s: [int(b) for b in s.split(",")], default=[1, 8, 64, 256])
+    parser.add_argument("--precisions", type=lambda s: s.split(","), default=list(PRECISIONS),
+                        help="comma-separated precisions of the cuda backend to time (default: all)")
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--repeats", type=int, default=50, help="timed runs per entry (median reported)")
     parser.add_argument("--warmup", type=int, default=10)
@@ -38,6 +41,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if any(b < 1 for b in args.batches) or args.repeats < 1:
         parser.error("batch sizes and --repeats must be positive")
+    unknown = [p for p in args.precisions if p not in PRECISIONS]
+    if unknown:
+        parser.error(f"unknown precision(s) {', '.join(unknown)} (known: {', '.join(PRECISIONS)})")
     return args
 
 
@@ -72,10 +78,10 @@ def write_result(out_dir: Path, device: str, environment: dict, rows: list[dict]
     return path
 
 
-def tdn_runner(args, backend: str, batch: int):
+def tdn_runner(args, precision: str, batch: int):
     import tdn
 
-    net = tdn.load(args.cfg, args.weights, backend)
+    net = tdn.load(args.cfg, args.weights, "cuda", precision=precision)
     x = np.random.default_rng(0).random((batch, 3, args.size, args.size), np.float32)
     return lambda: net.predict(x)
 
@@ -156,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
                    "python": platform.python_version(), "size": args.size, "repeats": args.repeats}
     timings: dict[int, dict[str, float]] = {}
     for batch in args.batches:
-        runners = {name: tdn_runner(args, name, batch) for name in TDN_BACKENDS}
+        runners = {f"cuda-{precision}": tdn_runner(args, precision, batch) for precision in args.precisions}
         if not args.skip_torch:
             import torch
 

@@ -2,9 +2,10 @@
 // writes the pooled logits and, when with_softmax, the probabilities.
 #include "softmax.cuh"
 
-// grid: one block per image; each warp averages whole channels.
+// grid: one block per image; each warp averages whole channels. Without the softmax the host
+// passes `pooled` again as `probs` (never touched then), so probs is not __restrict__.
 extern "C" __global__ void avgpool_softmax(const float* __restrict__ x, float* __restrict__ pooled,
-                                           float* __restrict__ probs, int channels, int plane,
+                                           float* probs, int channels, int plane,
                                            int with_softmax, int groups, float temperature) {
     long long image = blockIdx.x;
     int lane = threadIdx.x % 32, warps = blockDim.x / 32;

@@ -16,6 +16,9 @@
 #define TILE_K 16
 #define THREADS 256
 #define ROW (TILE_M + 4)  // padded shared row: fragment reads hit distinct banks
+static_assert(TILE_K % 16 == 0, "the f16 path steps k by 16 (mma m16n8k16)");
+static_assert(TILE_K * TILE_M % THREADS == 0 && TILE_K * TILE_N % THREADS == 0, "whole tile loads");
+static_assert(TILE_M == 64 && TILE_N == 64 && THREADS == 256, "the warp layout below assumes 8 warps of 32 x 16");
 
 struct ConvArgs {
     int channels, height, width;      // input, per image
@@ -106,10 +109,11 @@ __device__ __forceinline__ void conv_body(const float* __restrict__ x, const flo
                         fa[mi][2] = to_tf32(tile_w[kk + tid + 4][r]);
                         fa[mi][3] = to_tf32(tile_w[kk + tid + 4][r + 8]);
                     } else {
-                        fa[mi][0] = to_half2(tile_w[2 * tid][r], tile_w[2 * tid + 1][r]);
-                        fa[mi][1] = to_half2(tile_w[2 * tid][r + 8], tile_w[2 * tid + 1][r + 8]);
-                        fa[mi][2] = to_half2(tile_w[2 * tid + 8][r], tile_w[2 * tid + 9][r]);
-                        fa[mi][3] = to_half2(tile_w[2 * tid + 8][r + 8], tile_w[2 * tid + 9][r + 8]);
+                        const int k = kk + 2 * tid;
+                        fa[mi][0] = to_half2(tile_w[k][r], tile_w[k + 1][r]);
+                        fa[mi][1] = to_half2(tile_w[k][r + 8], tile_w[k + 1][r + 8]);
+                        fa[mi][2] = to_half2(tile_w[k + 8][r], tile_w[k + 9][r]);
+                        fa[mi][3] = to_half2(tile_w[k + 8][r + 8], tile_w[k + 9][r + 8]);
                     }
                 }
                 for (int ni = 0; ni < 2; ++ni) {
@@ -118,8 +122,9 @@ __device__ __forceinline__ void conv_body(const float* __restrict__ x, const flo
                         fb[ni][0] = to_tf32(tile_x[kk + tid][n]);
                         fb[ni][1] = to_tf32(tile_x[kk + tid + 4][n]);
                     } else {
-                        fb[ni][0] = to_half2(tile_x[2 * tid][n], tile_x[2 * tid + 1][n]);
-                        fb[ni][1] = to_half2(tile_x[2 * tid + 8][n], tile_x[2 * tid + 9][n]);
+                        const int k = kk + 2 * tid;
+                        fb[ni][0] = to_half2(tile_x[k][n], tile_x[k + 1][n]);
+                        fb[ni][1] = to_half2(tile_x[k + 8][n], tile_x[k + 9][n]);
                     }
                 }
                 for (int mi = 0; mi < 2; ++mi)

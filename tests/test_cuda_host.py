@@ -3,10 +3,13 @@ launch wrappers' argument checks, and how the backend reports itself unavailable
 
 from __future__ import annotations
 
+import ast
 import re
 import subprocess
 import sys
+from dataclasses import dataclass, replace
 from importlib import resources
+from itertools import product
 from pathlib import Path
 
 import numpy as np
@@ -15,13 +18,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 from tdn.backends.cuda import kernels, tiling
 from tdn.backends.cuda.backend import CudaBackend, cuda_unavailable_reason
-from tdn.backends.cuda.plan import build_plan
+from tdn.backends.cuda.plan import STEP_OPS, build_plan
 from tdn.backends.numpy.convolution import im2col
 
 from tdn.activations import ACTIVATIONS
 from tdn.graph import graph_from_text
+from tdn.layers.base import Layer
 from tdn.layers.convolutional import Convolutional
 from tdn.plugins import registry
+from tests import cuda_formulas as formulas
 
 REPO = Path(__file__).resolve().parent.parent
 CONV_CU = resources.files("tdn.kernels").joinpath("conv.cu").read_text()
@@ -127,7 +132,7 @@ def test_plan_fuses_avgpool_with_softmax_and_aliases_identity_layers():
     # dropout and cost hold their input's buffer; avgpool and softmax their own.
     assert plan.layer_buffers == (1, 2, 2, 3, 4, 5, 5)
     fused = plan.steps[-1]
-    assert (fused.source, fused.targets) == (3, (4, 5))
+    assert (fused.inputs, fused.targets) == ((3,), (4, 5))
     assert plan.steps[2].conv.k_group == 8 and plan.steps[2].conv.activation == "linear"
     assert plan.output_buffer == 5
 
@@ -175,6 +180,32 @@ def test_conv_wrapper_rejects_an_unknown_precision():
         kernels.conv(*_conv_arrays(geo), geo, precision="bf16")
 
 
+@pytest.fixture
+def launches(monkeypatch):
+    """Records kernel launches (file, entry, grid, block, args) instead of making them."""
+    calls = []
+
+    def fake_function(file, entry):
+        return lambda grid, block, args: calls.append((file, entry, grid, block, args))
+
+    monkeypatch.setattr(kernels, "function", fake_function)
+    return calls
+
+
+@pytest.mark.parametrize("precision, entry", [("fp32", "conv_f32"), ("tf32", "conv_tf32"), ("fp16", "conv_f16")])
+def test_each_precision_launches_its_conv_entry(launches, precision, entry):
+    geo = _geo()
+    kernels.conv(*_conv_arrays(geo), geo, precision)
+    [(file, name, grid, block, args)] = launches
+    assert (file, name, grid, block) == ("conv.cu", entry, geo.grid, (tiling.THREADS,))
+    assert [int(v) for v in args[4:]] == list(geo.scalars())
+    assert all(type(v) is np.int32 for v in args[4:])
+
+
+def test_backend_precisions_are_the_conv_entries_fp32_first():
+    assert CudaBackend.precisions == tuple(kernels.CONV_ENTRY) == ("fp32", "tf32", "fp16")
+
+
 def test_pooling_and_softmax_wrappers_check_arguments():
     x = np.zeros((2, 10, 4, 4), np.float32)
     with pytest.raises(ValueError, match=r"maxpool output: expected shape \(2, 10, 2, 2\)"):
@@ -191,13 +222,22 @@ def test_pooling_and_softmax_wrappers_check_arguments():
                         np.zeros((2, 160, 1, 1), np.float32), 1, 1.0)
 
 
-def test_kernel_sources_inline_their_headers():
+def test_kernel_sources_inline_their_headers_once():
     for name in kernels.KERNELS:
         source = kernels.kernel_source(name)
-        assert "#include" not in source
+        assert "#include" not in source and "#pragma once" not in source
         for entry in kernels.KERNELS[name]:
             assert 'extern "C" __global__ void' in source and f"{entry}(" in source
     assert "__device__ __forceinline__ float activate" in kernels.kernel_source("conv.cu")
+    # connected.cu includes reduce.cuh directly; avgpool_softmax.cu through softmax.cuh.
+    for name in ("connected.cu", "avgpool_softmax.cu"):
+        assert kernels.kernel_source(name).count("float warp_sum(") == 1
+
+
+def test_connected_cu_constants_match_the_wrapper():
+    source = resources.files("tdn.kernels").joinpath("connected.cu").read_text()
+    assert re.search(r"#define WARPS (\d+)", source).group(1) == str(kernels.CONNECTED_WARPS)
+    assert re.search(r"#define BATCH_TILE (\d+)", source).group(1) == str(kernels.CONNECTED_BATCH_TILE)
 
 
 def test_cuda_backend_is_registered_above_numpy_with_three_precisions():
@@ -234,3 +274,310 @@ def test_cli_fails_with_one_line_when_cuda_is_unavailable(shared):
     assert result.returncode == 1
     assert result.stderr == f"tdn: error: backend 'cuda' is not available: {reason}\n"
     assert result.stdout == ""
+
+
+def test_a_step_reads_the_buffers_of_its_nodes_sources():
+    graph = graph_from_text(CFG)
+    # As a shortcut or route would: node 3 (the second conv) also reads layer 0's output.
+    nodes = tuple(replace(node, sources=(0,)) if node.index == 3 else node for node in graph.nodes)
+    plan = build_plan(replace(graph, nodes=nodes), batch=2)
+    assert plan.steps[2].inputs == (plan.layer_buffers[2], plan.layer_buffers[0]) == (2, 1)
+    assert plan.steps[0].inputs == (0,)
+
+
+@dataclass(frozen=True)
+class _Upsample(Layer):
+    kind = "upsample"
+
+
+def test_plan_names_a_kind_without_a_kernel():
+    graph = graph_from_text(CFG)
+    nodes = tuple(replace(node, layer=_Upsample()) if node.index == 1 else node for node in graph.nodes)
+    with pytest.raises(ValueError, match="no kernel for layer kind upsample"):
+        build_plan(replace(graph, nodes=nodes), batch=1)
+
+
+def test_activation_ids_and_unknown_names():
+    assert kernels.activation_id("linear") == 0 and kernels.activation_id("loggy") == 13
+    with pytest.raises(ValueError, match="unknown activation 'swish'"):
+        kernels.activation_id("swish")
+
+
+def test_elementwise_grid_covers_the_work_with_at_most_65535_blocks():
+    assert kernels.elementwise_grid(0) == 1
+    assert kernels.elementwise_grid(256) == 1 and kernels.elementwise_grid(257) == 2
+    assert kernels.elementwise_grid(10**12) == 65535
+
+
+# connected
+
+@pytest.mark.parametrize("batch, outputs, grid", [(1, 1000, (1, 125)), (8, 1001, (1, 126)),
+                                                  (9, 10, (2, 2)), (256, 4096, (32, 512))])
+def test_connected_grid_tiles_images_and_outputs(batch, outputs, grid):
+    assert kernels.connected_grid(batch, outputs) == grid
+
+
+def test_connected_grid_refuses_more_outputs_than_grid_rows():
+    assert kernels.connected_grid(1, 65535 * 8)[1] == 65535
+    with pytest.raises(ValueError, match="exceed the kernel's limit of 524280"):
+        kernels.connected_grid(1, 65535 * 8 + 1)
+
+
+def _connected_arrays():
+    return (np.zeros((3, 4, 2, 2), np.float32), np.zeros((10, 16), np.float32), np.zeros(10, np.float32),
+            np.zeros((3, 10, 1, 1), np.float32))
+
+
+def test_connected_launch_reads_images_flat(launches):
+    kernels.connected(*_connected_arrays(), "leaky")
+    [(file, entry, grid, block, args)] = launches
+    assert (file, entry, grid, block) == ("connected.cu", "connected", (1, 2), (256,))
+    assert [int(v) for v in args[4:]] == [3, 16, 10, ACTIVATIONS.index("leaky")]
+    kernels.connected(np.zeros((3, 16), np.float32), *_connected_arrays()[1:3], np.zeros((3, 10), np.float32),
+                      "linear")
+    assert len(launches) == 2
+
+
+@pytest.mark.parametrize("position, bad, message", [
+    (0, np.zeros((3, 4, 2, 3), np.float32),
+     r"connected input: expected 3 images of 16 values, got shape \(3, 4, 2, 3\)"),
+    (0, np.zeros((3, 32), np.float32)[:, ::2], "connected input: expected a C-contiguous"),
+    (1, np.zeros(160, np.float32), r"connected weights: expected \(outputs, inputs\)"),
+    (1, np.zeros((10, 16), np.float64), "connected weights: expected float32"),
+    (2, np.zeros(11, np.float32), r"connected bias: expected shape \(10,\)"),
+    (3, np.zeros((2, 10), np.float32), r"connected output: expected 3 images of 10 values"),
+    (3, np.zeros((3, 10, 2, 1), np.float32), r"connected output: expected 3 images of 10 values"),
+])
+def test_connected_wrapper_checks_arguments(launches, position, bad, message):
+    arrays = list(_connected_arrays())
+    arrays[position] = bad
+    with pytest.raises(ValueError, match=message):
+        kernels.connected(*arrays, "linear")
+    assert launches == []
+
+
+def test_connected_formula_is_darknets_gemm():
+    """forward_connected_layer: gemm(0, 1, batch, outputs, inputs, 1, input, weights) + bias, activate."""
+    rng = np.random.default_rng(1)
+    x, w, b = rng.standard_normal((3, 4, 2, 2)), rng.standard_normal((5, 16)), rng.standard_normal(5)
+    flat = x.reshape(3, 16)
+    loops = np.array([[sum(flat[i, k] * w[j, k] for k in range(16)) + b[j] for j in range(5)] for i in range(3)])
+    np.testing.assert_allclose(formulas.connected(x, w, b, "leaky"), np.where(loops > 0, loops, 0.1 * loops),
+                               rtol=1e-5, atol=1e-6)
+
+
+# shortcut
+
+@pytest.mark.parametrize("out_shape, from_shape, expected", [
+    ((8, 6, 6), (8, 6, 6), (1, 1, 8, 6, 6)),
+    ((8, 6, 6), (4, 12, 12), (2, 1, 4, 6, 6)),  # from is larger: read every 2nd cell
+    ((4, 12, 12), (8, 6, 6), (1, 2, 4, 6, 6)),  # from is smaller: write every 2nd cell
+    ((3, 7, 7), (5, 3, 3), (1, 2, 3, 3, 3)),    # 7 // 3 = 2, as Darknet's integer division gives
+])
+def test_shortcut_geometry(out_shape, from_shape, expected):
+    geo = kernels.ShortcutGeometry.of(out_shape, from_shape)
+    assert (geo.stride, geo.sample, geo.min_c, geo.min_h, geo.min_w) == expected
+
+
+def test_shortcut_geometry_refuses_different_factors_in_height_and_width():
+    with pytest.raises(ValueError, match="do not differ by the same factor"):
+        kernels.ShortcutGeometry.of((8, 6, 12), (8, 12, 12))
+
+
+def _darknet_shortcut(x, source, alpha, beta):
+    """shortcut_cpu of pjreddie's blas.c, as loops over flat arrays (before the activation)."""
+    batch, c2, h2, w2 = x.shape
+    _, c1, h1, w1 = source.shape
+    stride, sample = max(w1 // w2, 1), max(w2 // w1, 1)
+    out, add = x.copy().ravel(), source.ravel()
+    for b in range(batch):
+        for k in range(min(c1, c2)):
+            for j in range(min(h1, h2)):
+                for i in range(min(w1, w2)):
+                    out_index = i * sample + w2 * (j * sample + h2 * (k + c2 * b))
+                    add_index = i * stride + w1 * (j * stride + h1 * (k + c1 * b))
+                    out[out_index] = alpha * out[out_index] + beta * add[add_index]
+    return out.reshape(x.shape)
+
+
+@given(shapes=st.sampled_from([((2, 3, 4, 4), (2, 3, 4, 4)), ((2, 3, 4, 4), (2, 5, 8, 8)),
+                               ((1, 4, 8, 8), (1, 2, 4, 4)), ((1, 3, 7, 7), (1, 2, 3, 3)),
+                               ((1, 2, 3, 3), (1, 3, 7, 7))]),
+       alpha=st.sampled_from([1.0, 0.5]), beta=st.sampled_from([1.0, -2.0]), seed=st.integers(0, 2**31))
+def test_shortcut_formula_matches_darknets_loops(shapes, alpha, beta, seed):
+    rng = np.random.default_rng(seed)
+    x, source = (rng.standard_normal(shape).astype(np.float32) for shape in shapes)
+    expected = _darknet_shortcut(x, source, np.float32(alpha), np.float32(beta))
+    np.testing.assert_array_equal(formulas.shortcut(x, source, alpha, beta, "linear"), expected)
+
+
+def test_shortcut_launch_and_checks(launches):
+    x, source, y = (np.zeros((2, 4, 12, 12), np.float32), np.zeros((2, 8, 6, 6), np.float32),
+                    np.zeros((2, 4, 12, 12), np.float32))
+    kernels.shortcut(x, source, y, 0.5, 2.0, "relu")
+    [(file, entry, grid, block, args)] = launches
+    assert (file, entry, grid, block) == ("shortcut.cu", "shortcut", (5,), (256,))
+    assert [int(v) for v in args[3:15]] == [2, 4, 12, 12, 8, 6, 6, 1, 2, 4, 6, 6]
+    assert (args[15], args[16], int(args[17])) == (np.float32(0.5), np.float32(2.0), ACTIVATIONS.index("relu"))
+    with pytest.raises(ValueError, match=r"shortcut from: expected \(N, C, H, W\), got shape \(2, 8, 6\)"):
+        kernels.shortcut(x, np.zeros((2, 8, 6), np.float32), y)
+    with pytest.raises(ValueError, match=r"shortcut from: expected shape \(2, 8, 6, 6\)"):
+        kernels.shortcut(x, np.zeros((3, 8, 6, 6), np.float32), y)
+    with pytest.raises(ValueError, match=r"shortcut output: expected shape \(2, 4, 12, 12\)"):
+        kernels.shortcut(x, source, np.zeros((2, 8, 6, 6), np.float32))
+    assert len(launches) == 1
+
+
+# route
+
+def _apply_copies(inputs, out_shape, copies):
+    """What the cudaMemcpy2D calls do, on the arrays' bytes."""
+    out = np.full(out_shape, np.nan, np.float32)
+    dst = out.reshape(-1).view(np.uint8)
+    for array, copy in zip(inputs, copies, strict=True):
+        src = array.reshape(-1).view(np.uint8)
+        for row in range(copy.rows):
+            s, d = copy.src_offset + row * copy.src_pitch, copy.dst_offset + row * copy.dst_pitch
+            dst[d:d + copy.width] = src[s:s + copy.width]
+    return out
+
+
+@given(channels=st.lists(st.integers(1, 4), min_size=1, max_size=4), groups=st.integers(1, 3),
+       data=st.data(), batch=st.integers(1, 3))
+def test_route_copies_concatenate_channel_slices(channels, groups, data, batch):
+    group_id = data.draw(st.integers(0, groups - 1))
+    rng = np.random.default_rng(0)
+    inputs = [rng.standard_normal((batch, c * groups, 3, 2)).astype(np.float32) for c in channels]
+    out_shape = (batch, sum(channels), 3, 2)
+    out = _apply_copies(inputs, out_shape, kernels.route_copies([a.shape for a in inputs], out_shape,
+                                                                groups, group_id))
+    np.testing.assert_array_equal(out, formulas.route(inputs, groups, group_id))
+
+
+def _darknet_route(inputs, groups, group_id):
+    """forward_route_layer (with AlexeyAB's groups): per input and image, one flat copy."""
+    batch = inputs[0].shape[0]
+    sizes = [a[0].size for a in inputs]
+    outputs = sum(sizes) // groups
+    out, offset = np.zeros(batch * outputs, np.float32), 0
+    for array, size in zip(inputs, sizes, strict=True):
+        part = size // groups
+        flat = array.ravel()
+        for j in range(batch):
+            out[offset + j * outputs:offset + j * outputs + part] = flat[j * size + part * group_id:][:part]
+        offset += part
+    return out
+
+
+def test_route_formula_matches_darknets_copies():
+    rng = np.random.default_rng(2)
+    inputs = [rng.standard_normal((2, c, 3, 3)).astype(np.float32) for c in (4, 2, 6)]
+    for groups, group_id in [(1, 0), (2, 0), (2, 1)]:
+        np.testing.assert_array_equal(formulas.route(inputs, groups, group_id).ravel(),
+                                      _darknet_route(inputs, groups, group_id))
+
+
+@pytest.mark.parametrize("shapes, out_shape, groups, group_id, message", [
+    ([(1, 4, 3, 3), (1, 2, 3, 4)], (1, 6, 3, 3), 1, 0, r"input 1 has shape \(1, 2, 3, 4\)"),
+    ([(1, 4, 3, 3), (1, 3, 3, 3)], (1, 3, 3, 3), 2, 0, "2 groups do not divide input 1's 3 channels"),
+    ([(1, 4, 3, 3)], (1, 4, 3, 3), 2, 2, "group_id 2 is not in 0..1"),
+    ([(1, 4, 3, 3)], (1, 3, 3, 3), 1, 0, "the inputs give 4 channels, the output has 3"),
+])
+def test_route_copies_refuse_mismatches(shapes, out_shape, groups, group_id, message):
+    with pytest.raises(ValueError, match=message):
+        kernels.route_copies(shapes, out_shape, groups, group_id)
+
+
+def test_route_checks_its_arrays_before_copying():
+    with pytest.raises(ValueError, match="route input 1: expected float32"):
+        kernels.route([np.zeros((1, 2, 3, 3), np.float32), np.zeros((1, 2, 3, 3))], np.zeros((1, 4, 3, 3), np.float32))
+    with pytest.raises(ValueError, match="route output: expected a C-contiguous"):
+        kernels.route([np.zeros((1, 2, 3, 3), np.float32)], np.zeros((1, 4, 3, 3), np.float32)[:, ::2])
+
+
+# upsample
+
+def _darknet_upsample(x, stride, scale, reverse):
+    """upsample_cpu of blas.c, forward (repeat) or, for a negative cfg stride, the reverse (sum)."""
+    n, c, h, w = x.shape
+    if not reverse:
+        out = np.zeros((n, c, h * stride, w * stride), np.float32)
+        for b, k, j, i in product(range(n), range(c), range(h * stride), range(w * stride)):
+            out[b, k, j, i] = np.float32(scale) * x[b, k, j // stride, i // stride]
+        return out
+    oh, ow = h // stride, w // stride
+    out = np.zeros((n, c, oh, ow), np.float32)
+    for b, k, j, i in product(range(n), range(c), range(oh * stride), range(ow * stride)):
+        out[b, k, j // stride, i // stride] += np.float32(scale) * x[b, k, j, i]
+    return out
+
+
+@pytest.mark.parametrize("shape, stride, scale, reverse", [((2, 3, 2, 3), 2, 1.0, False), ((1, 2, 3, 2), 3, 0.5, False),
+                                                          ((1, 2, 4, 6), 2, 1.0, True), ((2, 1, 7, 5), 3, 0.25, True)])
+def test_upsample_formula_matches_darknets_loops(shape, stride, scale, reverse):
+    x = np.random.default_rng(3).standard_normal(shape).astype(np.float32)
+    np.testing.assert_allclose(formulas.upsample(x, stride, scale, reverse),
+                               _darknet_upsample(x, stride, scale, reverse), rtol=1e-6, atol=1e-6)
+
+
+def test_upsample_launch_and_checks(launches):
+    x = np.zeros((2, 3, 5, 4), np.float32)
+    kernels.upsample(x, np.zeros((2, 3, 10, 8), np.float32), 2, 0.5)
+    kernels.upsample(x, np.zeros((2, 3, 2, 2), np.float32), 2, reverse=True)
+    assert [[int(v) for v in call[4][2:9]] for call in launches] == [[6, 5, 4, 10, 8, 2, 0], [6, 5, 4, 2, 2, 2, 1]]
+    assert launches[0][4][9] == np.float32(0.5)
+    with pytest.raises(ValueError, match=r"upsample output: expected shape \(2, 3, 15, 12\)"):
+        kernels.upsample(x, np.zeros((2, 3, 10, 8), np.float32), 3)
+    with pytest.raises(ValueError, match="stride must be positive"):
+        kernels.upsample(x, np.zeros((2, 3, 5, 4), np.float32), 0)
+
+
+# batchnorm and crop
+
+def test_batchnorm_launch_and_checks(launches):
+    x, y = np.zeros((2, 3, 4, 5), np.float32), np.zeros((2, 3, 4, 5), np.float32)
+    kernels.batchnorm(x, np.ones(3, np.float32), np.zeros(3, np.float32), y)
+    [(file, entry, grid, block, args)] = launches
+    assert (file, entry, [int(v) for v in args[4:]]) == ("batchnorm.cu", "batchnorm", [2, 3, 20])
+    with pytest.raises(ValueError, match=r"batchnorm scale: expected shape \(3,\)"):
+        kernels.batchnorm(x, np.ones(4, np.float32), np.zeros(3, np.float32), y)
+    with pytest.raises(ValueError, match="batchnorm shift: expected float32"):
+        kernels.batchnorm(x, np.ones(3, np.float32), np.zeros(3), y)
+
+
+def _darknet_crop(x, out_h, out_w, noadjust):
+    """forward_crop_layer with train = 0: centred offsets, no flip, input * scale + trans."""
+    n, c, h, w = x.shape
+    scale, trans = (np.float32(1), np.float32(0)) if noadjust else (np.float32(2), np.float32(-1))
+    dh, dw = (h - out_h) // 2, (w - out_w) // 2
+    flat, out = x.ravel(), []
+    for b, k, i, j in product(range(n), range(c), range(out_h), range(out_w)):
+        out.append(flat[(j + dw) + w * ((i + dh) + h * (k + c * b))] * scale + trans)
+    return np.array(out, np.float32).reshape(n, c, out_h, out_w)
+
+
+@pytest.mark.parametrize("noadjust", [False, True])
+def test_crop_formula_matches_darknets_loops(noadjust):
+    x = np.random.default_rng(4).random((2, 3, 7, 6)).astype(np.float32)
+    np.testing.assert_array_equal(formulas.crop(x, 4, 3, noadjust), _darknet_crop(x, 4, 3, noadjust))
+
+
+def test_crop_launch_and_checks(launches):
+    x = np.zeros((2, 3, 7, 6), np.float32)
+    kernels.crop(x, np.zeros((2, 3, 4, 3), np.float32))
+    kernels.crop(x, np.zeros((2, 3, 4, 3), np.float32), noadjust=True)
+    assert [[int(v) for v in call[4][2:7]] for call in launches] == [[6, 7, 6, 4, 3]] * 2
+    assert [tuple(call[4][7:]) for call in launches] == [(2.0, -1.0), (1.0, 0.0)]
+    with pytest.raises(ValueError, match="a 8x3 window does not fit in a 7x6 input"):
+        kernels.crop(x, np.zeros((2, 3, 8, 3), np.float32))
+    with pytest.raises(ValueError, match=r"crop output: expected shape \(2, 3, 4, 3\)"):
+        kernels.crop(x, np.zeros((2, 4, 4, 3), np.float32))
+
+
+def test_every_step_op_has_a_launcher():
+    """program.py imports CuPy, so its LAUNCHERS table is read from the source here: a kind wired
+    into plan.STEP_OPS without a launcher would otherwise fail only on a GPU."""
+    tree = ast.parse((REPO / "backends/cuda/program.py").read_text())
+    [table] = [node.value for node in ast.walk(tree)
+               if isinstance(node, ast.AnnAssign) and getattr(node.target, "id", None) == "LAUNCHERS"]
+    assert {key.value for key in table.keys} == set(STEP_OPS.values()) | {"avgpool_softmax"}

@@ -31,12 +31,13 @@ def test_rejects_non_positive_batches(bench):
 
 
 def test_summarise_gives_throughput_and_ratio_to_torch_best(bench):
-    rows = bench.summarise({8: {"cuda": 0.5, "torch-eager": 2.0, "torch-cuda-graph": 1.0}})
+    rows = bench.summarise({8: {"cuda-fp32": 0.5, "cuda-fp16": 0.25, "torch-eager": 2.0, "torch-cuda-graph": 1.0}})
     by_entry = {row["entry"]: row for row in rows}
-    assert by_entry["cuda"]["images_per_s"] == pytest.approx(16000)
-    assert by_entry["cuda"]["speedup_vs_torch_best"] == pytest.approx(2.0)
+    assert by_entry["cuda-fp32"]["images_per_s"] == pytest.approx(16000)
+    assert by_entry["cuda-fp32"]["speedup_vs_torch_best"] == pytest.approx(2.0)
+    assert by_entry["cuda-fp16"]["speedup_vs_torch_best"] == pytest.approx(4.0)
     assert by_entry["torch-eager"]["speedup_vs_torch_best"] == pytest.approx(0.5)
-    assert bench.summarise({1: {"cuda": 1.0}})[0]["speedup_vs_torch_best"] is None
+    assert bench.summarise({1: {"cuda-fp32": 1.0}})[0]["speedup_vs_torch_best"] is None
 
 
 def test_write_result(bench, tmp_path):
@@ -51,3 +52,16 @@ def test_median_ms_times_each_repeat(bench):
     calls = []
     assert bench.median_ms(lambda: calls.append(1), repeats=5, warmup=2) >= 0
     assert len(calls) == 7
+
+
+def test_precisions_default_to_all_the_cuda_backends(bench):
+    from tdn.backends.cuda.backend import CudaBackend
+
+    assert bench.parse_args([]).precisions == list(CudaBackend.precisions) == list(bench.PRECISIONS)
+    assert bench.parse_args(["--precisions", "fp16,fp32"]).precisions == ["fp16", "fp32"]
+
+
+def test_rejects_unknown_precisions(bench, capsys):
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--precisions", "fp32,bf16"])
+    assert "unknown precision(s) bf16" in capsys.readouterr().err

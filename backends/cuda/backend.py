@@ -7,13 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from tdn.backends.cuda.kernels import CONV_ENTRY
 from tdn.backends.cuda.plan import LAYER_KINDS, build_plan
 
 from tdn.backend import Backend, LayerParams, Program
 from tdn.graph import Graph
-
-# The conv kernel variant that computes each precision.
-CONV_PRECISION = {"fp32": "float32", "tf32": "tf32", "fp16": "fp16"}
 
 
 def cuda_unavailable_reason() -> str | None:
@@ -45,7 +43,7 @@ class CudaBackend(Backend):
     description = ("own CUDA kernels via CuPy, CUDA graphs; fp32, or tf32/fp16 tensor-core "
                    "convolutions with float32 sums")
     layer_kinds = LAYER_KINDS
-    precisions = tuple(CONV_PRECISION)
+    precisions = tuple(CONV_ENTRY)  # fp32 first: the default
     priority = 20  # above numpy's 10: "auto" picks the GPU when there is one
 
     def unavailable_reason(self) -> str | None:
@@ -54,4 +52,4 @@ class CudaBackend(Backend):
     def prepare(self, graph: Graph, params: Sequence[LayerParams], batch: int, precision: str) -> Program:
         from tdn.backends.cuda.program import CudaProgram
 
-        return CudaProgram(build_plan(graph, batch), params, CONV_PRECISION[precision])
+        return CudaProgram(build_plan(graph, batch), params, precision)

@@ -2,18 +2,22 @@
 
 Scalars go to the kernels as np.int32 / np.float32, the C types the kernels declare
 (CuPy does not know a raw kernel's signature). The wrappers check dtype, shape and
-C-contiguity of every array before launching, so a
-wrong buffer fails with a message instead of corrupting memory. The checks only read
-.dtype, .shape and .flags, so NumPy arrays stand in for device arrays in CPU tests.
+C-contiguity of every array before launching, so a wrong buffer fails with a message
+instead of corrupting memory. The checks only read .dtype, .shape and .flags, and CuPy
+is imported only after them, so NumPy arrays stand in for device arrays in CPU tests.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
 import numpy as np
 from tdn.backends.cuda.tiling import THREADS, ConvGeometry
+
+from tdn.activations import ACTIVATIONS
 
 # The .cu sources and the entry points each defines.
 KERNELS = {
@@ -21,30 +25,50 @@ KERNELS = {
     "maxpool.cu": ("maxpool",),
     "avgpool_softmax.cu": ("avgpool_softmax",),
     "softmax.cu": ("softmax",),
+    "connected.cu": ("connected",),
+    "shortcut.cu": ("shortcut",),
+    "upsample.cu": ("upsample",),
+    "batchnorm.cu": ("batchnorm",),
+    "crop.cu": ("crop",),
 }
-HEADERS = ("activations.cuh", "softmax.cuh")
 # Given to NVRTC through cupy.RawModule (which adds the -arch option for the device);
 # tests/test_cuda_compile.py compiles with the same options for sm_80 and sm_90.
 COMPILE_OPTIONS = ("--std=c++17",)
-CONV_ENTRY = {"float32": "conv_f32", "tf32": "conv_tf32", "fp16": "conv_f16"}
-REDUCE_THREADS = 256
+# The conv.cu entry point computing each precision the backend offers, fp32 (the default) first.
+CONV_ENTRY = {"fp32": "conv_f32", "tf32": "conv_tf32", "fp16": "conv_f16"}
+REDUCE_THREADS = 256  # threads per block of the reductions and element-wise kernels
+# Must match the #defines at the top of kernels/connected.cu.
+CONNECTED_WARPS = 8
+CONNECTED_BATCH_TILE = 8
+MAX_GRID_YZ = 65535
+_DEVICE_TO_DEVICE = 3  # cudaMemcpyDeviceToDevice
 
 
 def kernel_source(name: str) -> str:
-    """A .cu file with its local #include "x.cuh" lines replaced by the header's text.
+    """A .cu file with its local #include "x.cuh" lines replaced by the header's text,
+    recursively, each header once.
 
     Inlining keeps RawModule independent of include paths (package data may be zipped).
     """
     root = resources.files("tdn.kernels")
-    lines = []
-    for line in root.joinpath(name).read_text().splitlines():
-        stripped = line.strip()
-        if stripped.startswith("#include \"") and stripped.endswith(".cuh\""):
-            header = stripped[len("#include \""):-1]
-            lines.append(root.joinpath(header).read_text().replace("#pragma once", ""))
-        else:
-            lines.append(line)
-    return "\n".join(lines) + "\n"
+    included: set[str] = set()
+
+    def expand(file: str) -> list[str]:
+        lines = []
+        for line in root.joinpath(file).read_text().splitlines():
+            stripped = line.strip()
+            if stripped == "#pragma once":
+                continue
+            if stripped.startswith("#include \"") and stripped.endswith(".cuh\""):
+                header = stripped[len("#include \""):-1]
+                if header not in included:
+                    included.add(header)
+                    lines += expand(header)
+            else:
+                lines.append(line)
+        return lines
+
+    return "\n".join(expand(name)) + "\n"
 
 
 @cache
@@ -67,7 +91,24 @@ def check(name: str, array, shape: tuple[int, ...]) -> None:
         raise ValueError(f"{name}: expected a C-contiguous array")
 
 
-def conv(x, packed, bias, y, geo: ConvGeometry, precision: str = "float32") -> None:
+def activation_id(name: str) -> int:
+    """The id activations.cuh gives a Darknet activation."""
+    if name not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r} (known: {', '.join(ACTIVATIONS)})")
+    return ACTIVATIONS.index(name)
+
+
+def elementwise_grid(count: int) -> int:
+    """Blocks for a grid-stride loop over `count` values: enough to fill any current GPU,
+    no more than the work."""
+    return max(1, min(-(-count // REDUCE_THREADS), 65535))
+
+
+def _launch_elementwise(file: str, entry: str, count: int, args: Sequence) -> None:
+    function(file, entry)((elementwise_grid(count),), (REDUCE_THREADS,), tuple(args))
+
+
+def conv(x, packed, bias, y, geo: ConvGeometry, precision: str = "fp32") -> None:
     if precision not in CONV_ENTRY:
         raise ValueError(f"conv: unknown precision {precision!r} (known: {', '.join(CONV_ENTRY)})")
     check("conv input", x, (geo.batch, geo.channels, geo.height, geo.width))
@@ -78,11 +119,6 @@ def conv(x, packed, bias, y, geo: ConvGeometry, precision: str = "float32") -> N
     function("conv.cu", CONV_ENTRY[precision])(geo.grid, (THREADS,), (x, packed, bias, y, *scalars))
 
 
-def maxpool_grid(outputs: int) -> int:
-    # Grid-stride loop: enough blocks to fill any current GPU, no more than the work.
-    return max(1, min(-(-outputs // REDUCE_THREADS), 65535))
-
-
 def maxpool(x, y, size: int, stride: int, offset: int) -> None:
     n, c, h, w = x.shape
     out_h, out_w = y.shape[2], y.shape[3]
@@ -91,7 +127,7 @@ def maxpool(x, y, size: int, stride: int, offset: int) -> None:
     if min(size, stride) < 1:
         raise ValueError(f"maxpool: size {size} and stride {stride} must be positive")
     args = (x, y, *np.array([n * c, h, w, out_h, out_w, size, stride, offset], np.int32))
-    function("maxpool.cu", "maxpool")((maxpool_grid(n * c * out_h * out_w),), (REDUCE_THREADS,), args)
+    _launch_elementwise("maxpool.cu", "maxpool", n * c * out_h * out_w, args)
 
 
 def avgpool_softmax(x, pooled, probs, groups: int = 1, temperature: float = 1.0) -> None:
@@ -123,3 +159,174 @@ def _check_groups(total: int, groups: int, temperature: float) -> None:
         raise ValueError(f"softmax: {groups} groups do not divide {total} values")
     if not temperature > 0:
         raise ValueError(f"softmax: temperature must be positive, got {temperature}")
+
+
+def connected_grid(batch: int, outputs: int) -> tuple[int, int]:
+    """(image tiles, output tiles): x walks the images so that blocks sharing rows of w run together."""
+    grid = (-(-batch // CONNECTED_BATCH_TILE), -(-outputs // CONNECTED_WARPS))
+    if grid[1] > MAX_GRID_YZ:
+        raise ValueError(f"connected: {outputs} outputs exceed the kernel's limit of "
+                         f"{MAX_GRID_YZ * CONNECTED_WARPS}")
+    return grid
+
+
+def connected(x, weights, bias, y, activation: str) -> None:
+    """y = act(x @ weights.T + bias): weights (outputs, inputs) as Darknet stores them; x holds
+    `inputs` values per image, y `outputs`, in any shape (batch, ...): a (batch, C, H, W) input is
+    read flat in C order, as Darknet reads it."""
+    if len(weights.shape) != 2:
+        raise ValueError(f"connected weights: expected (outputs, inputs), got shape {tuple(weights.shape)}")
+    outputs, inputs = weights.shape
+    batch = x.shape[0]
+    check("connected weights", weights, (outputs, inputs))
+    check("connected bias", bias, (outputs,))
+    _check_images("connected input", x, batch, inputs)
+    _check_images("connected output", y, batch, outputs)
+    grid = connected_grid(batch, outputs)
+    ints = np.array([batch, inputs, outputs, activation_id(activation)], np.int32)
+    function("connected.cu", "connected")(grid, (CONNECTED_WARPS * 32,), (x, weights, bias, y, *ints))
+
+
+def _check_images(name: str, array, batch: int, count: int) -> None:
+    """`batch` images of `count` values each, in any shape (batch, ...)."""
+    check(name, array, tuple(array.shape))
+    shape = tuple(array.shape)
+    if len(shape) < 2 or shape[0] != batch or int(np.prod(shape[1:])) != count:
+        raise ValueError(f"{name}: expected {batch} images of {count} values, got shape {shape}")
+
+
+@dataclass(frozen=True)
+class ShortcutGeometry:
+    """How shortcut_cpu lines up the `from` output f with the input x (pjreddie's blas.c)."""
+
+    stride: int  # f is read every `stride` cells
+    sample: int  # the output is written every `sample` cells
+    min_c: int
+    min_h: int
+    min_w: int
+
+    @classmethod
+    def of(cls, out_shape: Sequence[int], from_shape: Sequence[int]) -> ShortcutGeometry:
+        """out_shape: the layer's input and output (C, H, W); from_shape: the `from` layer's output."""
+        c, h, w = out_shape
+        fc, fh, fw = from_shape
+        # Darknet asserts these: the two outputs differ by one integer factor in both directions.
+        if fw // w != fh // h or w // fw != h // fh:
+            raise ValueError(f"shortcut: from-layer output {fc}x{fh}x{fw} and input {c}x{h}x{w} "
+                             "do not differ by the same factor in height and width")
+        return cls(max(fw // w, 1), max(w // fw, 1), min(c, fc), min(h, fh), min(w, fw))
+
+
+def shortcut(x, source, y, alpha: float = 1.0, beta: float = 1.0, activation: str = "linear") -> None:
+    """y = act(x, with alpha * x + beta * source where source overlaps it); x and y (N, C, H, W),
+    source (N, Cf, Hf, Wf), the `from` layer's output."""
+    n, c, h, w = x.shape
+    check("shortcut input", x, (n, c, h, w))
+    if len(source.shape) != 4:
+        raise ValueError(f"shortcut from: expected (N, C, H, W), got shape {tuple(source.shape)}")
+    check("shortcut from", source, (n, *source.shape[1:]))
+    check("shortcut output", y, (n, c, h, w))
+    geo = ShortcutGeometry.of((c, h, w), source.shape[1:])
+    ints = np.array([n, c, h, w, *source.shape[1:], geo.stride, geo.sample, geo.min_c, geo.min_h,
+                     geo.min_w], np.int32)
+    args = (x, source, y, *ints, np.float32(alpha), np.float32(beta), np.int32(activation_id(activation)))
+    _launch_elementwise("shortcut.cu", "shortcut", n * c * h * w, args)
+
+
+@dataclass(frozen=True)
+class Copy2D:
+    """One cudaMemcpy2D: `rows` rows of `width` bytes, from src+src_offset every src_pitch bytes
+    to dst+dst_offset every dst_pitch bytes."""
+
+    src_offset: int
+    src_pitch: int
+    dst_offset: int
+    dst_pitch: int
+    width: int
+    rows: int
+
+
+def route_copies(input_shapes: Sequence[Sequence[int]], out_shape: Sequence[int], groups: int = 1,
+                 group_id: int = 0) -> list[Copy2D]:
+    """The copies that build a [route] output: for each input (N, C_i, H, W) in order, its
+    group_id-th of `groups` channel slices, placed after the previous inputs' slices
+    (Darknet's forward_route_layer, with AlexeyAB's groups/group_id). All shapes NCHW float32."""
+    if not 0 <= group_id < groups:
+        raise ValueError(f"route: group_id {group_id} is not in 0..{groups - 1}")
+    n, c, h, w = out_shape
+    copies, channel = [], 0
+    for index, (ni, ci, hi, wi) in enumerate(input_shapes):
+        if (ni, hi, wi) != (n, h, w):
+            raise ValueError(f"route: input {index} has shape {(ni, ci, hi, wi)}; "
+                             f"expected {n} images of {h}x{w}")
+        if ci % groups:
+            raise ValueError(f"route: {groups} groups do not divide input {index}'s {ci} channels")
+        part = ci // groups
+        plane = 4 * h * w
+        copies.append(Copy2D(group_id * part * plane, ci * plane, channel * plane, c * plane, part * plane, n))
+        channel += part
+    if channel != c:
+        raise ValueError(f"route: the inputs give {channel} channels, the output has {c}")
+    return copies
+
+
+def route(inputs: Sequence, y, groups: int = 1, group_id: int = 0) -> None:
+    """Concatenate the inputs' channel slices into y, by 2-D device-to-device copies on the current
+    stream (no kernel: a strided copy is what cudaMemcpy2D does, and it is captured in CUDA graphs)."""
+    for index, array in enumerate(inputs):
+        if len(array.shape) != 4:
+            raise ValueError(f"route input {index}: expected (N, C, H, W), got shape {tuple(array.shape)}")
+        check(f"route input {index}", array, tuple(array.shape))
+    if len(y.shape) != 4:
+        raise ValueError(f"route output: expected (N, C, H, W), got shape {tuple(y.shape)}")
+    check("route output", y, tuple(y.shape))
+    copies = route_copies([a.shape for a in inputs], y.shape, groups, group_id)
+    import cupy
+
+    stream = cupy.cuda.get_current_stream().ptr
+    for array, copy in zip(inputs, copies, strict=True):
+        cupy.cuda.runtime.memcpy2DAsync(y.data.ptr + copy.dst_offset, copy.dst_pitch,
+                                        array.data.ptr + copy.src_offset, copy.src_pitch,
+                                        copy.width, copy.rows, _DEVICE_TO_DEVICE, stream)
+
+
+def upsample(x, y, stride: int, scale: float = 1.0, reverse: bool = False) -> None:
+    """Darknet's [upsample]: each cell repeated stride x stride times, times scale; reverse (a
+    negative cfg stride) sums each stride x stride block, times scale, instead."""
+    n, c, h, w = x.shape
+    if stride < 1:
+        raise ValueError(f"upsample: stride must be positive, got {stride} (reverse=True downsamples)")
+    out_h, out_w = (h // stride, w // stride) if reverse else (h * stride, w * stride)
+    check("upsample input", x, (n, c, h, w))
+    check("upsample output", y, (n, c, out_h, out_w))
+    ints = np.array([n * c, h, w, out_h, out_w, stride, reverse], np.int32)
+    _launch_elementwise("upsample.cu", "upsample", n * c * out_h * out_w, (x, y, *ints, np.float32(scale)))
+
+
+def batchnorm(x, scale, shift, y) -> None:
+    """A standalone batch-norm layer, folded: y = x * scale[c] + shift[c]; x and y (N, C, H, W)."""
+    n, c, h, w = x.shape
+    check("batchnorm input", x, (n, c, h, w))
+    check("batchnorm scale", scale, (c,))
+    check("batchnorm shift", shift, (c,))
+    check("batchnorm output", y, (n, c, h, w))
+    ints = np.array([n, c, h * w], np.int32)
+    _launch_elementwise("batchnorm.cu", "batchnorm", n * c * h * w, (x, scale, shift, y, *ints))
+
+
+def crop_adjustment(noadjust: bool) -> tuple[float, float]:
+    """(scale, trans) of Darknet's crop layer: inputs in [0, 1] mapped to [-1, 1] unless noadjust."""
+    return (1.0, 0.0) if noadjust else (2.0, -1.0)
+
+
+def crop(x, y, noadjust: bool = False) -> None:
+    """Darknet's [crop] at inference: the centred y-sized window of x, times scale plus trans."""
+    n, c, h, w = x.shape
+    out_h, out_w = y.shape[2], y.shape[3]
+    check("crop input", x, (n, c, h, w))
+    check("crop output", y, (n, c, out_h, out_w))
+    if out_h > h or out_w > w:
+        raise ValueError(f"crop: a {out_h}x{out_w} window does not fit in a {h}x{w} input")
+    scale, trans = crop_adjustment(noadjust)
+    ints = np.array([n * c, h, w, out_h, out_w], np.int32)
+    _launch_elementwise("crop.cu", "crop", n * c * out_h * out_w, (x, y, *ints, np.float32(scale), np.float32(trans)))

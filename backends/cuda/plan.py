@@ -3,6 +3,10 @@
 Pure Python over the graph, so the fusion and buffer decisions are testable without a GPU.
 Buffer 0 is the input; every computing layer gets its own output buffer (so run_layers can
 return every layer), and layers that compute nothing (dropout, cost) reuse their input's.
+
+Wiring a new layer kind is an entry in STEP_OPS here plus the op's launcher (and, for a layer
+with weights, its upload) in program.py; a step already receives the buffers of the layers
+its node reads besides its input (Node.sources: route, shortcut).
 """
 
 from __future__ import annotations
@@ -14,15 +18,17 @@ from tdn.backends.cuda.tiling import ConvGeometry
 from tdn.graph import Graph, Node
 
 IDENTITY_KINDS = frozenset({"dropout", "cost"})
-LAYER_KINDS = frozenset({"convolutional", "maxpool", "avgpool", "softmax"}) | IDENTITY_KINDS
+# The step op computing each layer kind (an avgpool followed by a softmax fuses into one step).
+STEP_OPS = {"convolutional": "conv", "maxpool": "maxpool", "avgpool": "avgpool", "softmax": "softmax"}
+LAYER_KINDS = frozenset(STEP_OPS) | IDENTITY_KINDS
 
 
 @dataclass(frozen=True)
 class Step:
-    """One kernel launch: op name, input buffer, output buffers, and the nodes it computes."""
+    """One launch: op name, input buffers, output buffers, and the nodes it computes."""
 
-    op: str  # "conv", "maxpool", "avgpool", "avgpool_softmax" or "softmax"
-    source: int
+    op: str  # a value of STEP_OPS, or "avgpool_softmax"
+    inputs: tuple[int, ...]  # the previous layer's output, then those of the node's sources
     targets: tuple[int, ...]
     nodes: tuple[Node, ...]
     conv: ConvGeometry | None = None
@@ -59,17 +65,17 @@ def build_plan(graph: Graph, batch: int) -> Plan:
         if node.kind == "avgpool" and following is not None and following.kind == "softmax":
             # The pooled logits are few: one launch pools and normalises them.
             shapes.append((batch, *following.out_shape))
-            steps.append(Step("avgpool_softmax", current, (target, target + 1), (node, following)))
+            steps.append(Step("avgpool_softmax", (current,), (target, target + 1), (node, following)))
             layer_buffers += [target, target + 1]
             current = target + 1
             index += 2
             continue
-        geometry = ConvGeometry.of(node.layer, node.in_shape, node.out_shape, batch) \
-            if node.kind == "convolutional" else None
-        op = "conv" if node.kind == "convolutional" else node.kind
-        if op not in ("conv", "maxpool", "avgpool", "softmax"):
+        op = STEP_OPS.get(node.kind)
+        if op is None:
             raise ValueError(f"the CUDA backend has no kernel for layer kind {node.kind}")
-        steps.append(Step(op, current, (target,), (node,), geometry))
+        geometry = ConvGeometry.of(node.layer, node.in_shape, node.out_shape, batch) if op == "conv" else None
+        inputs = (current, *(layer_buffers[source] for source in node.sources))
+        steps.append(Step(op, inputs, (target,), (node,), geometry))
         layer_buffers.append(target)
         current = target
         index += 1

@@ -1,11 +1,18 @@
 """A Plan made real on the GPU with CuPy: buffers and weights uploaded once, the forward
-captured as one CUDA graph (input copy, every kernel, output copy) and replayed."""
+captured as one CUDA graph (input copy, every kernel, output copy) and replayed.
+
+Each step op has a launcher in LAUNCHERS, called with the program, the step, its input arrays
+(the previous layer's output first, then the outputs of the node's sources) and its output
+arrays; an op whose layer has weights also has an entry in UPLOADS, which turns the layer's
+folded parameters into the device arrays its launcher gets as program.weights[step index].
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import cupy
+import cupyx
 import numpy as np
 from tdn.backends.cuda import kernels
 from tdn.backends.cuda.plan import Plan, Step
@@ -16,10 +23,44 @@ _HOST_TO_DEVICE = 1  # cudaMemcpyHostToDevice
 _DEVICE_TO_HOST = 2  # cudaMemcpyDeviceToHost
 
 
-def pinned_empty(shape: tuple[int, ...]) -> np.ndarray:
-    count = int(np.prod(shape))
-    memory = cupy.cuda.alloc_pinned_memory(count * 4)
-    return np.frombuffer(memory, np.float32, count).reshape(shape)
+def _upload_conv(step: Step, params: LayerParams) -> tuple[cupy.ndarray, ...]:
+    return (cupy.asarray(step.conv.pack_weights(params["weights"])),
+            cupy.asarray(np.ascontiguousarray(params["biases"], np.float32)))
+
+
+def _conv(program: CudaProgram, step: Step, inputs: list, outputs: list) -> None:
+    packed, bias = program.weights[step.nodes[0].index]
+    kernels.conv(inputs[0], packed, bias, outputs[0], step.conv, program.precision)
+
+
+def _maxpool(program: CudaProgram, step: Step, inputs: list, outputs: list) -> None:
+    layer = step.nodes[0].layer
+    kernels.maxpool(inputs[0], outputs[0], layer.size, layer.stride, layer.offset)
+
+
+def _avgpool(program: CudaProgram, step: Step, inputs: list, outputs: list) -> None:
+    kernels.avgpool_softmax(inputs[0], outputs[0], None)
+
+
+def _avgpool_softmax(program: CudaProgram, step: Step, inputs: list, outputs: list) -> None:
+    softmax = step.nodes[1].layer
+    kernels.avgpool_softmax(inputs[0], outputs[0], outputs[1], softmax.groups, softmax.temperature)
+
+
+def _softmax(program: CudaProgram, step: Step, inputs: list, outputs: list) -> None:
+    layer = step.nodes[0].layer
+    kernels.softmax(inputs[0], outputs[0], layer.groups, layer.temperature)
+
+
+Launcher = Callable[["CudaProgram", Step, list, list], None]
+LAUNCHERS: dict[str, Launcher] = {
+    "conv": _conv,
+    "maxpool": _maxpool,
+    "avgpool": _avgpool,
+    "avgpool_softmax": _avgpool_softmax,
+    "softmax": _softmax,
+}
+UPLOADS: dict[str, Callable[[Step, LayerParams], tuple[cupy.ndarray, ...]]] = {"conv": _upload_conv}
 
 
 class CudaProgram(Program):
@@ -27,19 +68,17 @@ class CudaProgram(Program):
         self.plan = plan
         self.precision = precision
         self.buffers = [cupy.empty(shape, np.float32) for shape in plan.buffer_shapes]
-        self.weights: dict[int, tuple[cupy.ndarray, cupy.ndarray]] = {}
-        for step in plan.steps:
-            if step.conv is not None:
-                layer = params[step.nodes[0].index]
-                self.weights[step.nodes[0].index] = (
-                    cupy.asarray(step.conv.pack_weights(layer["weights"])),
-                    cupy.asarray(np.ascontiguousarray(layer["biases"], np.float32)))
-        self.host_in = pinned_empty(plan.buffer_shapes[0])
-        self.host_out = pinned_empty(plan.buffer_shapes[plan.output_buffer])
-        self.stream = cupy.cuda.Stream(non_blocking=True)
+        self.weights: dict[int, tuple[cupy.ndarray, ...]] = {
+            step.nodes[0].index: UPLOADS[step.op](step, params[step.nodes[0].index])
+            for step in plan.steps if step.op in UPLOADS}
+        # Pinned, so that the captured copies are true asynchronous DMA transfers.
+        self.host_in = cupyx.empty_pinned(plan.buffer_shapes[0], np.float32)
+        self.host_out = cupyx.empty_pinned(plan.buffer_shapes[plan.output_buffer], np.float32)
+        self.stream = cupy.cuda.Stream(non_blocking=True)  # capture needs a stream other than the legacy default
         with self.stream:
             self._launch_all()  # compiles and loads every kernel before capture
             self.stream.synchronize()
+            # Every launch's checks passed above, so nothing raises between begin and end.
             self.stream.begin_capture()
             self._copy(self.buffers[0].data.ptr, self.host_in.ctypes.data, self.host_in.nbytes,
                        _HOST_TO_DEVICE)
@@ -51,27 +90,11 @@ class CudaProgram(Program):
     def _copy(self, dst: int, src: int, nbytes: int, kind: int) -> None:
         cupy.cuda.runtime.memcpyAsync(dst, src, nbytes, kind, self.stream.ptr)
 
-    def _launch(self, step: Step) -> None:
-        x = self.buffers[step.source]
-        outs = [self.buffers[t] for t in step.targets]
-        layer = step.nodes[-1].layer
-        if step.op == "conv":
-            packed, bias = self.weights[step.nodes[0].index]
-            kernels.conv(x, packed, bias, outs[0], step.conv, self.precision)
-        elif step.op == "maxpool":
-            kernels.maxpool(x, outs[0], layer.size, layer.stride, layer.offset)
-        elif step.op == "avgpool":
-            kernels.avgpool_softmax(x, outs[0], None)
-        elif step.op == "avgpool_softmax":
-            kernels.avgpool_softmax(x, outs[0], outs[1], layer.groups, layer.temperature)
-        elif step.op == "softmax":
-            kernels.softmax(x, outs[0], layer.groups, layer.temperature)
-        else:
-            raise ValueError(f"unknown step {step.op}")
-
     def _launch_all(self) -> None:
         for step in self.plan.steps:
-            self._launch(step)
+            inputs = [self.buffers[b] for b in step.inputs]
+            outputs = [self.buffers[b] for b in step.targets]
+            LAUNCHERS[step.op](self, step, inputs, outputs)
 
     def _check(self, x: np.ndarray) -> None:
         kernels.check("input", x, self.plan.buffer_shapes[0])

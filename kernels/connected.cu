@@ -1,0 +1,66 @@
+// Darknet's [connected] layer: y[b, o] = act(bias[o] + sum_i w[o, i] * x[b, i]), with
+// batch-norm already folded into w and bias by tdn. Sums are float32 FMAs.
+//
+// Layouts: x (batch, inputs), w (outputs, inputs) as Darknet stores it, bias (outputs,),
+// y (batch, outputs); all C-contiguous.
+//
+// Tiling, for batch 1 (a matrix-vector product, bound by reading w once) up to a few hundred:
+// a block is 8 warps, one output row of w per warp, and a tile of up to BATCH_TILE images.
+// The images' inputs are staged CHUNK at a time in shared memory and read by all 8 warps;
+// each warp streams its row of w with coalesced loads, one value per lane per step, and
+// keeps BATCH_TILE partial sums per lane, reduced across the warp at the end.
+// blockIdx.x walks the image tiles so that the blocks reading the same rows of w run side
+// by side and share them through L2: w comes from DRAM about once for any batch.
+#include "activations.cuh"
+#include "reduce.cuh"
+
+#define WARPS 8
+#define THREADS (WARPS * 32)
+#define BATCH_TILE 8
+#define CHUNK 256
+
+extern "C" __global__ void __launch_bounds__(THREADS)
+connected(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias,
+          float* __restrict__ y, int batch, int inputs, int outputs, int activation) {
+    __shared__ float staged[BATCH_TILE][CHUNK];
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    const int b0 = blockIdx.x * BATCH_TILE;
+    const int images = min(BATCH_TILE, batch - b0);
+    const int o = blockIdx.y * WARPS + warp;
+    // A warp past the last output still helps stage inputs, so it cannot leave early.
+    const bool has_output = o < outputs;
+    const float* row = w + (long long)(has_output ? o : 0) * inputs;
+    const float* first = x + (long long)b0 * inputs;
+
+    float acc[BATCH_TILE];
+#pragma unroll
+    for (int b = 0; b < BATCH_TILE; ++b) acc[b] = 0.f;
+
+    for (int i0 = 0; i0 < inputs; i0 += CHUNK) {
+        const int n = min(CHUNK, inputs - i0);
+        for (int e = threadIdx.x; e < images * CHUNK; e += THREADS) {
+            int b = e / CHUNK, i = e % CHUNK;
+            if (i < n) staged[b][i] = first[(long long)b * inputs + i0 + i];
+        }
+        __syncthreads();
+        if (has_output) {
+#pragma unroll 4
+            for (int i = lane; i < n; i += 32) {
+                float wv = row[i0 + i];
+#pragma unroll
+                for (int b = 0; b < BATCH_TILE; ++b)
+                    if (b < images) acc[b] = fmaf(wv, staged[b][i], acc[b]);
+            }
+        }
+        __syncthreads();  // the next chunk overwrites `staged`
+    }
+    if (!has_output) return;
+    // Lane b keeps image b's sum (every lane takes part in each reduction) and stores it.
+    float mine = 0.f;
+#pragma unroll
+    for (int b = 0; b < BATCH_TILE; ++b) {
+        float sum = warp_sum(acc[b]);
+        if (lane == b) mine = sum;
+    }
+    if (lane < images) y[(long long)(b0 + lane) * outputs + o] = activate(mine + bias[o], activation);
+}
