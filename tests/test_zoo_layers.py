@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
 from tdn.backends.numpy.backend import ExactNumpyProgram, NumpyProgram
+
 from tdn.graph import graph_from_text
 from tdn.testing.reference import LAYERS
 from tdn.weights import random_params
