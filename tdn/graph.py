@@ -7,10 +7,14 @@ from pathlib import Path
 
 from tdn.cfg import Section, parse_cfg_text, read_cfg, warn_unused
 from tdn.errors import CfgError
-from tdn.layers import DARKNET_ONLY_KINDS, LAYER_KINDS, SECTION_ALIASES, Layer, Shape, ShapeError
+from tdn.layers import DARKNET_ONLY_KINDS, LAYER_KINDS, SECTION_ALIASES, Layer, Shape, ShapeError, Source
 from tdn.layers.net import NetOptions
 
 SUMMARY_HEADER = "layer     filters    size              input                output"
+
+
+class ResizeError(CfgError):
+    """A network that Darknet cannot run at an input size other than its cfg's."""
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,9 @@ class Node:
     def kind(self) -> str:
         return self.layer.kind
 
+    def sources_with_shapes(self, nodes: tuple[Node, ...]) -> tuple[Source, ...]:
+        return tuple((index, nodes[index].out_shape) for index in self.sources)
+
 
 @dataclass(frozen=True)
 class Graph:
@@ -38,6 +45,8 @@ class Graph:
     layers: tuple[Layer, ...]
     wheres: tuple[str, ...]
     nodes: tuple[Node, ...]
+    cfg_nodes: tuple[Node, ...] = ()
+    """The nodes at the cfg's own input size when this graph was resized (else empty)."""
 
     @property
     def input_shape(self) -> Shape:
@@ -52,13 +61,36 @@ class Graph:
         c, h, w = self.output_shape
         return c * h * w
 
+    def resize_refusal(self) -> str | None:
+        """Why Darknet's resize_network cannot run this network at another size (None: it can).
+
+        Darknet resizes the layers in order up to and including the first avgpool (those after
+        it see a 1x1 input at any size) and exits at a kind it cannot resize."""
+        nodes = self.cfg_nodes or self.nodes
+        for node in nodes:
+            reason = node.layer.resize_refusal(node.in_shape, node.sources_with_shapes(nodes))
+            if reason is not None:
+                return f"{node.where}: layer {node.index} [{node.kind}]: {reason}"
+            if node.kind == "avgpool":
+                break
+        return None
+
+    def check_resizable(self) -> None:
+        reason = self.resize_refusal()
+        if reason is not None:
+            raise ResizeError(f"{reason}, so {self.source} runs only at its cfg's input size "
+                              f"{self.net.width}x{self.net.height} (letterbox or stretch the image instead)")
+
     def resized(self, height: int, width: int) -> Graph:
-        """The same layers at another input size (Darknet's resize_network)."""
+        """The same layers at another input size (Darknet's resize_network); ResizeError where
+        Darknet cannot resize the network."""
         if (height, width) == (self.net.height, self.net.width):
             return self
+        self.check_resizable()
+        cfg_nodes = self.cfg_nodes or self.nodes
         net = replace(self.net, height=height, width=width)
         return Graph(self.source, net, self.layers, self.wheres,
-                     infer_shapes(net, self.layers, self.wheres))
+                     infer_shapes(net, self.layers, self.wheres, cfg_nodes), cfg_nodes)
 
     def flops(self) -> float:
         return sum(node.layer.flops(node.in_shape, node.out_shape) for node in self.nodes)
@@ -66,21 +98,39 @@ class Graph:
     def summary(self) -> str:
         lines = [SUMMARY_HEADER]
         for node in self.nodes:
-            lines.append(f"{node.index:5d} " + node.layer.describe(node.in_shape, node.out_shape))
+            sources = node.sources_with_shapes(self.nodes)
+            lines.append(f"{node.index:5d} " + node.layer.describe(node.in_shape, node.out_shape, sources))
         lines.append(f"Total BFLOPs {self.flops() / 1e9:.3f}")
         return "\n".join(lines)
 
 
-def infer_shapes(net: NetOptions, layers: tuple[Layer, ...], wheres: tuple[str, ...]) -> tuple[Node, ...]:
+def resolve_references(layer: Layer, index: int, where: str) -> tuple[int, ...]:
+    """Absolute indices of the earlier layers `layer` reads (Darknet: negative is relative)."""
+    resolved = []
+    for reference in layer.references():
+        absolute = index + reference if reference < 0 else reference
+        if not 0 <= absolute < index:
+            raise CfgError(f"{where}: layer {index} [{layer.kind}] refers to layer {reference} "
+                           f"(= {absolute}), but only layers 0..{index - 1} come before it")
+        resolved.append(absolute)
+    return tuple(resolved)
+
+
+def infer_shapes(net: NetOptions, layers: tuple[Layer, ...], wheres: tuple[str, ...],
+                 cfg_nodes: tuple[Node, ...] = ()) -> tuple[Node, ...]:
+    """Every layer's shapes at net's input size; cfg_nodes (those at the cfg's size) when resizing."""
     shape: Shape = (net.channels, net.height, net.width)
-    nodes = []
+    nodes: list[Node] = []
     for index, (layer, where) in enumerate(zip(layers, wheres)):
+        if cfg_nodes:
+            layer = layer.at_size(cfg_nodes[index].in_shape, shape)
+        sources = resolve_references(layer, index, where)
         try:
-            out_shape = layer.output_shape(shape)
+            out_shape = layer.output_shape(shape, tuple((i, nodes[i].out_shape) for i in sources))
         except ShapeError as error:
             raise CfgError(f"{where}: layer {index} [{layer.kind}] at input "
                            f"{shape[0]}x{shape[1]}x{shape[2]}: {error}") from None
-        nodes.append(Node(index, layer, shape, out_shape, where))
+        nodes.append(Node(index, layer, shape, out_shape, where, sources))
         shape = out_shape
     return tuple(nodes)
 
@@ -120,4 +170,4 @@ def graph_from_text(text: str, source: str = "<cfg>") -> Graph:
     return build_graph(parse_cfg_text(text, source), source)
 
 
-__all__ = ["Graph", "Node", "build_graph", "graph_from_text", "load_graph"]
+__all__ = ["Graph", "Node", "ResizeError", "build_graph", "graph_from_text", "load_graph"]

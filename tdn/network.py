@@ -41,7 +41,8 @@ class Network:
         return self.graph.classes
 
     def program(self, batch: int, height: int, width: int) -> Program:
-        """The backend's program for this batch and input size, built once and kept."""
+        """The backend's program for this batch and input size, built once and kept
+        (tdn.graph.ResizeError for a size other than the cfg's where Darknet cannot resize)."""
         key = (batch, height, width)
         if key not in self._programs:
             graph = self.graph.resized(height, width)
@@ -76,7 +77,10 @@ class Network:
         """Classify many images (paths, PIL images, HxWx3 uint8 arrays, or 3xHxW float32 inputs
         already preprocessed), decoded on `workers` threads while the previous batch runs.
         Yields one tdn.pipeline.Prediction per image, in input order; strict=False reports an
-        unreadable image as a Prediction with .error instead of raising ImageError."""
+        unreadable image as a Prediction with .error instead of raising ImageError.
+        resize_min raises tdn.graph.ResizeError at once for a network Darknet cannot resize."""
+        if mode == "resize_min":
+            self.graph.check_resizable()
         return pipeline.predict_batches(self.predict, images, self.graph.net.width, self.graph.net.height,
                                         mode, batch, workers, strict)
 

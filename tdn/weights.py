@@ -3,7 +3,7 @@
 Layout, little-endian: int32 major, minor, revision; then `seen` as uint64 when
 major*10+minor >= 2 and both are below 1000 (a 20-byte header), else as int32 (16 bytes);
 then each parameterised layer's float32 arrays in cfg order. major or minor above 1000
-marks [connected] weights stored transposed.
+marks [connected] weights stored transposed, as (inputs, outputs).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from tdn.errors import WeightsError
-from tdn.graph import Graph
+from tdn.graph import Graph, Node
 
 RawParams = list[dict[str, np.ndarray]]
 """Per layer, the arrays exactly as stored in the file (unfolded), by name."""
@@ -40,6 +40,11 @@ class Header:
     @property
     def transpose(self) -> bool:
         return self.major > 1000 or self.minor > 1000
+
+
+def _stored_transposed(header: Header, node: Node, name: str) -> bool:
+    """Old [connected] weights are stored (inputs, outputs) when the header says so."""
+    return header.transpose and name in node.layer.transposed_when_flagged
 
 
 def expected_floats(graph: Graph) -> int:
@@ -79,7 +84,11 @@ def read_weights(path: str | Path, graph: Graph) -> tuple[Header, RawParams]:
         arrays = {}
         for name, shape in node.layer.weight_layout(node.in_shape):
             count = int(np.prod(shape))
-            arrays[name] = np.frombuffer(data, "<f4", count, offset).reshape(shape).astype(np.float32)
+            stored = np.frombuffer(data, "<f4", count, offset)
+            if _stored_transposed(header, node, name):
+                arrays[name] = np.ascontiguousarray(stored.reshape(shape[::-1]).T, np.float32)
+            else:
+                arrays[name] = stored.reshape(shape).astype(np.float32)
             offset += 4 * count
         params.append(arrays)
     return header, params
@@ -96,7 +105,7 @@ def write_weights(path: str | Path, graph: Graph, params: RawParams, header: Hea
                 array = np.asarray(arrays[name], "<f4")
                 if array.shape != shape:
                     raise ValueError(f"layer {node.index} {name}: shape {array.shape}, expected {shape}")
-                handle.write(array.tobytes())
+                handle.write((array.T if _stored_transposed(header, node, name) else array).tobytes())
     os.replace(handle.name, path)
 
 

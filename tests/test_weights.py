@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -88,3 +91,47 @@ def test_folded_batchnorm_matches_darknets_formula():
     ours = x @ folded["weights"].reshape(4, -1).T.astype(np.float64) + folded["biases"]
     np.testing.assert_allclose(ours, darknet, rtol=1e-5, atol=1e-5)
     assert BATCHNORM_EPSILON == np.float32(1e-6)
+
+
+CONNECTED = ("[net]\nwidth=3\nheight=2\nchannels=2\n[connected]\noutput=5\nbatch_normalize=1\nactivation=leaky\n"
+             "[batchnorm]\n[connected]\noutput=4\nactivation=linear\n[softmax]\n")
+
+
+def test_connected_and_batchnorm_read_in_darknets_file_order(tmp_path, shared):
+    # make_weights.py writes biases, weights, then scales/mean/variance for [connected], and
+    # scales/mean/variance for [batchnorm]; the transposed file holds (inputs, outputs) weights.
+    cfg = tmp_path / "connected.cfg"
+    cfg.write_text(CONNECTED)
+    tool = shared / "tools" / "make_weights.py"
+    subprocess.run([sys.executable, str(tool), str(cfg), str(tmp_path / "plain.weights"), "--seed", "4"],
+                   check=True, capture_output=True)
+    subprocess.run([sys.executable, str(tool), str(cfg), str(tmp_path / "old.weights"), "--seed", "4",
+                    "--transpose-connected"], check=True, capture_output=True)
+    graph = load_graph(cfg)
+    assert [name for name, _ in graph.nodes[0].layer.weight_layout(graph.nodes[0].in_shape)] == [
+        "biases", "weights", "scales", "rolling_mean", "rolling_variance"]
+    plain_header, plain = read_weights(tmp_path / "plain.weights", graph)
+    old_header, old = read_weights(tmp_path / "old.weights", graph)
+    assert not plain_header.transpose and old_header.transpose and old_header.size == 16
+    assert plain[0]["weights"].shape == (5, 12) and plain[1]["scales"].shape == (5,)
+    assert plain[2]["weights"].flags.c_contiguous and old[2]["weights"].flags.c_contiguous
+    for ours, theirs in zip(plain, old):
+        assert ours.keys() == theirs.keys()
+        for name in ours:
+            np.testing.assert_array_equal(ours[name], theirs[name], err_msg=name)
+    # Scales and variances are drawn from U(0.5, 1.5): the order of the arrays is right.
+    assert plain[0]["scales"].min() >= 0.5 and plain[1]["rolling_variance"].min() >= 0.5
+    # Writing with the transpose flag gives the same bytes back.
+    write_weights(tmp_path / "again.weights", graph, old, old_header)
+    assert (tmp_path / "again.weights").read_bytes() == (tmp_path / "old.weights").read_bytes()
+
+
+def test_batchnorm_folds_with_the_epsilon_after_the_root():
+    graph = graph_from_text(CONNECTED)
+    raw = random_params(graph, 1)
+    folded = graph.layers[1].fold(raw[1])
+    factor = raw[1]["scales"] / (np.sqrt(raw[1]["rolling_variance"]) + BATCHNORM_EPSILON)
+    np.testing.assert_allclose(folded["scales"], factor, rtol=1e-7)
+    np.testing.assert_allclose(folded["biases"], -raw[1]["rolling_mean"] * factor, rtol=1e-6)
+    connected = graph.layers[0].fold(raw[0])
+    assert set(connected) == {"weights", "biases"} and connected["weights"].shape == (5, 12)

@@ -11,52 +11,84 @@ from collections.abc import Sequence
 
 import numpy as np
 from tdn.backends.numpy import darknet_order
+from tdn.backends.numpy.activations import activate
+from tdn.backends.numpy.batchnorm import batchnorm
+from tdn.backends.numpy.connected import connected
 from tdn.backends.numpy.convolution import convolve
+from tdn.backends.numpy.crop import crop
 from tdn.backends.numpy.plan import PLANNED_KINDS, PlannedProgram
 from tdn.backends.numpy.pooling import avgpool, maxpool
+from tdn.backends.numpy.route import route
+from tdn.backends.numpy.shortcut import shortcut
 from tdn.backends.numpy.softmax import softmax
+from tdn.backends.numpy.upsample import upsample
 
 from tdn.backend import Backend, LayerParams, Program
 from tdn.graph import Graph, Node
 
-LAYER_KINDS = frozenset({"convolutional", "maxpool", "avgpool", "softmax", "cost", "dropout"})
+LAYER_KINDS = frozenset({"convolutional", "maxpool", "avgpool", "softmax", "cost", "dropout", "connected",
+                         "shortcut", "route", "crop", "batchnorm", "upsample"})
 
 
 class NumpyProgram(Program):
+    """Layer by layer; each node gets its input and the outputs of the layers it also reads."""
+
     exact = False
 
     def __init__(self, graph: Graph, params: Sequence[LayerParams]):
         self.graph = graph
         self.params = params
+        # The outputs a later node reads besides its input, kept until the end of a run.
+        self.read_later = frozenset(index for node in graph.nodes for index in node.sources)
 
-    def forward(self, node: Node, params: LayerParams, x: np.ndarray) -> np.ndarray:
+    def forward(self, node: Node, params: LayerParams, x: np.ndarray,
+                sources: tuple[np.ndarray, ...] = ()) -> np.ndarray:
         layer = node.layer
         _, out_h, out_w = node.out_shape
+        exact = self.exact
         if layer.kind == "convolutional":
-            if self.exact:
+            if exact:
                 return darknet_order.convolve_in_order(x, layer, params, out_h, out_w)
             return convolve(x, layer, params["weights"], params["biases"], out_h, out_w)
+        if layer.kind == "connected":
+            if exact:
+                return darknet_order.connected_in_order(x, layer, params)
+            return connected(x, layer, params["weights"], params["biases"])
         if layer.kind == "maxpool":
             return maxpool(x, layer, out_h, out_w)
         if layer.kind == "avgpool":
-            return darknet_order.avgpool_in_order(x) if self.exact else avgpool(x)
+            return darknet_order.avgpool_in_order(x) if exact else avgpool(x)
         if layer.kind == "softmax":
-            return darknet_order.softmax_in_order(x, layer) if self.exact else softmax(x, layer)
+            return darknet_order.softmax_in_order(x, layer) if exact else softmax(x, layer)
+        if layer.kind == "shortcut":
+            return shortcut(x, sources[0], layer, darknet_order.activate_in_double if exact else activate)
+        if layer.kind == "route":
+            return route(sources, layer)
+        if layer.kind == "crop":
+            return crop(x, layer, node.out_shape)
+        if layer.kind == "batchnorm":
+            if exact:
+                return darknet_order.batchnorm_in_order(x, params)
+            return batchnorm(x, params["scales"], params["biases"])
+        if layer.kind == "upsample":
+            return upsample(x, layer)
         if layer.kind in ("cost", "dropout"):
             return x
         raise NotImplementedError(layer.kind)
 
-    def run_layers(self, x: np.ndarray) -> list[np.ndarray]:
-        outputs = []
+    def _run(self, x: np.ndarray, keep_all: bool) -> tuple[np.ndarray, list[np.ndarray]]:
+        outputs: dict[int, np.ndarray] = {}
         for node, params in zip(self.graph.nodes, self.params):
-            x = self.forward(node, params, x)
-            outputs.append(x)
-        return outputs
+            x = self.forward(node, params, x, tuple(outputs[i] for i in node.sources))
+            if keep_all or node.index in self.read_later:
+                outputs[node.index] = x
+        return x, list(outputs.values())
+
+    def run_layers(self, x: np.ndarray) -> list[np.ndarray]:
+        return self._run(x, keep_all=True)[1]
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        for node, params in zip(self.graph.nodes, self.params):
-            x = self.forward(node, params, x)
-        return x
+        return self._run(x, keep_all=False)[0]
 
 
 class ExactNumpyProgram(NumpyProgram):

@@ -5,6 +5,10 @@ runs after the convolution with its division in double, leaky is (float)(0.1*(do
 and the average pool and softmax sums run sequentially. Reproducing that order gives
 Darknet's exact buffers for every layer before the softmax (the softmax differs by a few
 ulps: libm's exp); any other order (BLAS, folded batch-norm) differs by a few ulps per layer.
+
+The connected layer's order (gemm_nt, below) follows what gcc -Ofast makes of Darknet's
+loop; no Darknet buffer of a connected layer has checked it yet. Shortcut, route, crop,
+upsample and dropout are the same float32 operations in both NumPy backends.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import numpy as np
 from tdn.backends.numpy.activations import ACTIVATIONS
 from tdn.backends.numpy.convolution import im2col
 
+from tdn.layers.connected import Connected
 from tdn.layers.convolutional import BATCHNORM_EPSILON, Convolutional
 from tdn.layers.softmax import Softmax
 
@@ -32,13 +37,49 @@ def convolve_in_order(x: np.ndarray, layer: Convolutional, params: dict[str, np.
     for k in range(kernel.shape[2]):
         out += kernel[None, :, :, k, None] * columns[:, :, None, k, :]
     out = out.reshape(n, layer.filters, out_h * out_w)
-    if layer.batch_normalize:
+    out = normalize_add_bias_in_order(out, params, layer.batch_normalize)
+    return activate_in_double(out, layer.activation).reshape(n, layer.filters, out_h, out_w)
+
+
+def normalize_add_bias_in_order(out: np.ndarray, params: dict[str, np.ndarray], batch_normalize: bool) -> np.ndarray:
+    """Darknet's inference batch-norm (normalize_cpu, scale_bias) then add_bias on (N, C, P)."""
+    if batch_normalize:
         mean = params["rolling_mean"][:, None]
         root = np.sqrt(params["rolling_variance"].astype(np.float64))[:, None]
         out = ((out - mean) / (root + np.float64(BATCHNORM_EPSILON))).astype(np.float32)
         out = out * params["scales"][:, None]
-    out = out + params["biases"][:, None]
-    return activate_in_double(out, layer.activation).reshape(n, layer.filters, out_h, out_w)
+    return out + params["biases"][:, None]
+
+
+# gcc -Ofast vectorises gemm_nt's dot product (an inner reduction over k) with 4-float SSE
+# lanes: lane l sums the products k = l, l+4, ... in order; the lanes combine as
+# (l0 + l2) + (l1 + l3); the k % 4 tail is added one by one after.
+GEMM_NT_LANES = 4
+
+
+def connected_in_order(x: np.ndarray, layer: Connected, params: dict[str, np.ndarray]) -> np.ndarray:
+    n = x.shape[0]
+    inputs = x.reshape(n, -1)
+    weights = params["weights"]  # (outputs, inputs)
+    k = inputs.shape[1]
+    body = k - k % GEMM_NT_LANES
+    lanes = np.zeros((n, layer.outputs, GEMM_NT_LANES), np.float32)
+    a = inputs[:, :body].reshape(n, -1, GEMM_NT_LANES)
+    b = weights[:, :body].reshape(layer.outputs, -1, GEMM_NT_LANES)
+    for step in range(body // GEMM_NT_LANES):
+        lanes += a[:, None, step, :] * b[None, :, step, :]
+    out = (lanes[:, :, 0] + lanes[:, :, 2]) + (lanes[:, :, 1] + lanes[:, :, 3])
+    for column in range(body, k):
+        out += inputs[:, None, column] * weights[None, :, column]
+    out = normalize_add_bias_in_order(out[:, :, None], params, layer.batch_normalize)
+    return activate_in_double(out, layer.activation).reshape(n, layer.outputs, 1, 1)
+
+
+def batchnorm_in_order(x: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
+    """A standalone [batchnorm]: Darknet's normalisation with its zero biases."""
+    n, c, h, w = x.shape
+    biases = {"biases": np.zeros(c, np.float32), **params}
+    return normalize_add_bias_in_order(x.reshape(n, c, h * w), biases, True).reshape(n, c, h, w)
 
 
 def avgpool_in_order(x: np.ndarray) -> np.ndarray:

@@ -12,6 +12,9 @@ from tdn.cfg import Section
 Shape = tuple[int, int, int]
 """(channels, height, width) of one image's activations; vectors are (n, 1, 1)."""
 
+Source = tuple[int, Shape]
+"""An earlier layer a multi-input layer (route, shortcut) reads: (absolute index, output shape)."""
+
 
 class ShapeError(ValueError):
     """A layer that cannot accept its input shape; the graph adds the cfg location."""
@@ -21,11 +24,21 @@ class ShapeError(ValueError):
 class Layer:
     kind: ClassVar[str]
 
+    resizable: ClassVar[bool] = False
+    """Whether Darknet's resize_network can run this kind at another input size."""
+
+    transposed_when_flagged: ClassVar[tuple[str, ...]] = ()
+    """Arrays a .weights file stores transposed when its header's major or minor is above 1000."""
+
     @classmethod
     def from_section(cls, section: Section) -> Layer:
         raise NotImplementedError
 
-    def output_shape(self, in_shape: Shape) -> Shape:
+    def references(self) -> tuple[int, ...]:
+        """Earlier layers this one also reads, as the cfg writes them (negative: relative)."""
+        return ()
+
+    def output_shape(self, in_shape: Shape, sources: tuple[Source, ...] = ()) -> Shape:
         raise NotImplementedError
 
     def weight_layout(self, in_shape: Shape) -> list[tuple[str, tuple[int, ...]]]:
@@ -36,9 +49,17 @@ class Layer:
         """Turn the arrays as stored into what a backend computes with."""
         return raw
 
-    def describe(self, in_shape: Shape, out_shape: Shape) -> str:
+    def describe(self, in_shape: Shape, out_shape: Shape, sources: tuple[Source, ...] = ()) -> str:
         """Darknet's line for this layer in its layer table, without the index."""
         raise NotImplementedError
 
     def flops(self, in_shape: Shape, out_shape: Shape) -> float:
         return 0.0
+
+    def resize_refusal(self, in_shape: Shape, sources: tuple[Source, ...] = ()) -> str | None:
+        """Why Darknet's resize_network cannot resize this layer (None: it can)."""
+        return None if self.resizable else f"Darknet cannot resize a [{self.kind}] layer"
+
+    def at_size(self, cfg_in_shape: Shape, in_shape: Shape) -> Layer:
+        """The layer as Darknet's resize leaves it when its input goes from the cfg's size to another."""
+        return self

@@ -8,7 +8,7 @@ import numpy as np
 
 from tdn.activations import ACTIVATIONS
 from tdn.cfg import Section
-from tdn.layers.base import Layer, Shape, ShapeError
+from tdn.layers.base import Layer, Shape, ShapeError, Source
 
 # normalize_cpu divides by sqrt(variance) + .000001f: the epsilon goes after the root.
 BATCHNORM_EPSILON = np.float32(1e-6)
@@ -29,6 +29,7 @@ def fold_batchnorm(weights: np.ndarray, biases: np.ndarray, scales: np.ndarray,
 @dataclass(frozen=True)
 class Convolutional(Layer):
     kind = "convolutional"
+    resizable = True
 
     filters: int
     size: int
@@ -59,7 +60,7 @@ class Convolutional(Layer):
             activation=section.choice("activation", "logistic", ACTIVATIONS),
         )
 
-    def output_shape(self, in_shape: Shape) -> Shape:
+    def output_shape(self, in_shape: Shape, sources: tuple[Source, ...] = ()) -> Shape:
         channels, height, width = in_shape
         if channels % self.groups or self.filters % self.groups:
             raise ShapeError(f"groups={self.groups} must divide the {channels} input channels "
@@ -86,7 +87,7 @@ class Convolutional(Layer):
                                          raw["rolling_mean"], raw["rolling_variance"])
         return {"weights": weights, "biases": biases}
 
-    def describe(self, in_shape: Shape, out_shape: Shape) -> str:
+    def describe(self, in_shape: Shape, out_shape: Shape, sources: tuple[Source, ...] = ()) -> str:
         c, h, w = in_shape
         n, oh, ow = out_shape
         return (f"conv  {n:5d} {self.size:2d} x{self.size:2d} /{self.stride:2d}  "

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tdn.cfg import Section
-from tdn.layers.base import Layer, Shape
+from tdn.layers.base import Layer, Shape, Source
 
 COST_TYPES = ("sse", "masked", "smooth", "L1", "seg", "wgan")
 
@@ -13,6 +13,7 @@ COST_TYPES = ("sse", "masked", "smooth", "L1", "seg", "wgan")
 @dataclass(frozen=True)
 class Cost(Layer):
     kind = "cost"
+    resizable = True
 
     @classmethod
     def from_section(cls, section: Section) -> Cost:
@@ -20,9 +21,9 @@ class Cost(Layer):
         section.accept("scale", "ratio", "noobject_scale", "thresh")
         return cls()
 
-    def output_shape(self, in_shape: Shape) -> Shape:
+    def output_shape(self, in_shape: Shape, sources: tuple[Source, ...] = ()) -> Shape:
         return in_shape
 
-    def describe(self, in_shape: Shape, out_shape: Shape) -> str:
+    def describe(self, in_shape: Shape, out_shape: Shape, sources: tuple[Source, ...] = ()) -> str:
         inputs = in_shape[0] * in_shape[1] * in_shape[2]
         return f"cost                                           {inputs:4d}"

@@ -9,12 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tdn.cfg import Section
-from tdn.layers.base import Layer, Shape, ShapeError
+from tdn.layers.base import Layer, Shape, ShapeError, Source
 
 
 @dataclass(frozen=True)
 class Maxpool(Layer):
     kind = "maxpool"
+    resizable = True
 
     size: int
     stride: int
@@ -30,7 +31,7 @@ class Maxpool(Layer):
     def offset(self) -> int:
         return -(self.padding // 2)
 
-    def output_shape(self, in_shape: Shape) -> Shape:
+    def output_shape(self, in_shape: Shape, sources: tuple[Source, ...] = ()) -> Shape:
         channels, height, width = in_shape
         span_h, span_w = height + self.padding - self.size, width + self.padding - self.size
         if span_h < 0 or span_w < 0:
@@ -38,7 +39,7 @@ class Maxpool(Layer):
                              f"does not fit the {height}x{width} input")
         return (channels, span_h // self.stride + 1, span_w // self.stride + 1)
 
-    def describe(self, in_shape: Shape, out_shape: Shape) -> str:
+    def describe(self, in_shape: Shape, out_shape: Shape, sources: tuple[Source, ...] = ()) -> str:
         c, h, w = in_shape
         _, oh, ow = out_shape
         return (f"max          {self.size} x {self.size} / {self.stride}  "

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tdn.cfg import Section
-from tdn.layers.base import Layer, Shape, ShapeError
+from tdn.layers.base import Layer, Shape, ShapeError, Source
 
 
 @dataclass(frozen=True)
@@ -23,11 +23,11 @@ class Softmax(Layer):
         return cls(groups=section.int("groups", 1, minimum=1),
                    temperature=section.float("temperature", 1.0, positive=True))
 
-    def output_shape(self, in_shape: Shape) -> Shape:
+    def output_shape(self, in_shape: Shape, sources: tuple[Source, ...] = ()) -> Shape:
         inputs = in_shape[0] * in_shape[1] * in_shape[2]
         if inputs % self.groups:
             raise ShapeError(f"groups={self.groups} must divide the {inputs} inputs")
         return (inputs, 1, 1)
 
-    def describe(self, in_shape: Shape, out_shape: Shape) -> str:
+    def describe(self, in_shape: Shape, out_shape: Shape, sources: tuple[Source, ...] = ()) -> str:
         return f"softmax                                        {out_shape[0]:4d}"

@@ -1,0 +1,1 @@
+"""Helpers for testing tdn and its backends (not needed to run networks)."""
