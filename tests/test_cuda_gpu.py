@@ -18,10 +18,13 @@ from tdn.backends.numpy.pooling import avgpool, maxpool
 from tdn.backends.numpy.softmax import softmax
 
 from tdn.activations import ACTIVATIONS
+from tdn.graph import load_graph
 from tdn.layers.convolutional import Convolutional
 from tdn.layers.maxpool import Maxpool
 from tdn.layers.softmax import Softmax
-from tdn.network import load
+from tdn.network import Network, load
+from tdn.plugins import registry
+from tdn.weights import random_params
 from tests import cuda_formulas as formulas
 
 REASON = cuda_unavailable_reason()
@@ -271,3 +274,17 @@ def test_classify_cli_matches_numpy(shared):
 def test_classify_cli_tensor_core_precisions_keep_the_top_class(shared, precision):
     top = _classify(shared, "--backend", "cuda", "--precision", precision)[0]
     assert top.split(": ", 1)[1] == "malamute"
+
+
+@pytest.mark.parametrize("name", ["darknet", "darknet53", "resnet18", "resnet50", "alexnet", "vgg-16"])
+def test_zoo_networks_match_numpy_layer_by_layer(shared, name):
+    """Every layer kind of the zoo (connected, shortcut, route, crop...) through the whole CUDA
+    plan, against the numpy backend on the same random weights, at the cfg's own size."""
+    graph = load_graph(shared / "cfg" / f"{name}.cfg")
+    params = random_params(graph)
+    x = np.random.default_rng(0).random((2, *graph.input_shape), np.float32)
+    ours = Network(graph, params, registry().get("cuda")).predict_layers(x)
+    theirs = Network(graph, params, registry().get("numpy")).predict_layers(x)
+    for node, mine, expected in zip(graph.nodes, ours, theirs):
+        scale = float(np.abs(expected).max()) or 1.0
+        assert np.abs(mine - expected).max() <= 1e-4 * scale, f"{name} layer {node.index} [{node.kind}]"

@@ -22,7 +22,7 @@ from tdn.backends.cuda.plan import STEP_OPS, build_plan
 from tdn.backends.numpy.convolution import im2col
 
 from tdn.activations import ACTIVATIONS
-from tdn.graph import graph_from_text
+from tdn.graph import graph_from_text, load_graph
 from tdn.layers.base import Layer
 from tdn.layers.convolutional import Convolutional
 from tdn.plugins import registry
@@ -286,14 +286,14 @@ def test_a_step_reads_the_buffers_of_its_nodes_sources():
 
 
 @dataclass(frozen=True)
-class _Upsample(Layer):
-    kind = "upsample"
+class _Lrn(Layer):
+    kind = "lrn"
 
 
 def test_plan_names_a_kind_without_a_kernel():
     graph = graph_from_text(CFG)
-    nodes = tuple(replace(node, layer=_Upsample()) if node.index == 1 else node for node in graph.nodes)
-    with pytest.raises(ValueError, match="no kernel for layer kind upsample"):
+    nodes = tuple(replace(node, layer=_Lrn()) if node.index == 1 else node for node in graph.nodes)
+    with pytest.raises(ValueError, match="no kernel for layer kind lrn"):
         build_plan(replace(graph, nodes=nodes), batch=1)
 
 
@@ -581,3 +581,19 @@ def test_every_step_op_has_a_launcher():
     [table] = [node.value for node in ast.walk(tree)
                if isinstance(node, ast.AnnAssign) and getattr(node.target, "id", None) == "LAUNCHERS"]
     assert {key.value for key in table.keys} == set(STEP_OPS.values()) | {"avgpool_softmax"}
+
+
+@pytest.mark.parametrize("name", ["darknet", "darknet53", "resnet18", "resnet50", "alexnet", "vgg-16"])
+def test_every_zoo_network_plans_with_each_layer_reading_the_right_buffers(shared, name):
+    """The plan of each zoo cfg has a launcher for every step and wires each node's sources
+    (route, shortcut) to the buffers holding those layers' outputs."""
+    graph = load_graph(shared / "cfg" / f"{name}.cfg")
+    plan = build_plan(graph, batch=2)
+    assert CudaBackend.layer_kinds >= {node.kind for node in graph.nodes}
+    for step in plan.steps:
+        node = step.nodes[0]
+        previous = plan.layer_buffers[node.index - 1] if node.index else 0
+        assert step.inputs == (previous, *(plan.layer_buffers[s] for s in node.sources))
+        for target, computed in zip(step.targets, step.nodes):
+            assert plan.buffer_shapes[target] == (2, *computed.out_shape)
+    assert plan.buffer_shapes[plan.output_buffer] == (2, *graph.output_shape)

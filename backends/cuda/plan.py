@@ -19,7 +19,9 @@ from tdn.graph import Graph, Node
 
 IDENTITY_KINDS = frozenset({"dropout", "cost"})
 # The step op computing each layer kind (an avgpool followed by a softmax fuses into one step).
-STEP_OPS = {"convolutional": "conv", "maxpool": "maxpool", "avgpool": "avgpool", "softmax": "softmax"}
+STEP_OPS = {"convolutional": "conv", "maxpool": "maxpool", "avgpool": "avgpool", "softmax": "softmax",
+            "connected": "connected", "shortcut": "shortcut", "route": "route", "upsample": "upsample",
+            "batchnorm": "batchnorm", "crop": "crop"}
 LAYER_KINDS = frozenset(STEP_OPS) | IDENTITY_KINDS
 
 

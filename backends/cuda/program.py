@@ -52,6 +52,46 @@ def _softmax(program: CudaProgram, step: Step, inputs: list, outputs: list) -> N
     kernels.softmax(inputs[0], outputs[0], layer.groups, layer.temperature)
 
 
+def _upload_connected(step: Step, params: LayerParams) -> tuple[cupy.ndarray, ...]:
+    return (cupy.asarray(np.ascontiguousarray(params["weights"], np.float32)),
+            cupy.asarray(np.ascontiguousarray(params["biases"], np.float32)))
+
+
+def _connected(program: CudaProgram, step: Step, inputs: list, outputs: list) -> None:
+    weights, bias = program.weights[step.nodes[0].index]
+    kernels.connected(inputs[0], weights, bias, outputs[0], step.nodes[0].layer.activation)
+
+
+def _shortcut(program: CudaProgram, step: Step, inputs: list, outputs: list) -> None:
+    layer = step.nodes[0].layer
+    kernels.shortcut(inputs[0], inputs[1], outputs[0], layer.alpha, layer.beta, layer.activation)
+
+
+def _route(program: CudaProgram, step: Step, inputs: list, outputs: list) -> None:
+    # A route reads only the layers it lists (inputs[1:]), not the previous layer's output.
+    layer = step.nodes[0].layer
+    kernels.route(inputs[1:], outputs[0], layer.groups, layer.group_id)
+
+
+def _upsample(program: CudaProgram, step: Step, inputs: list, outputs: list) -> None:
+    layer = step.nodes[0].layer
+    kernels.upsample(inputs[0], outputs[0], layer.stride, layer.scale)
+
+
+def _upload_batchnorm(step: Step, params: LayerParams) -> tuple[cupy.ndarray, ...]:
+    return (cupy.asarray(np.ascontiguousarray(params["scales"], np.float32)),
+            cupy.asarray(np.ascontiguousarray(params["biases"], np.float32)))
+
+
+def _batchnorm(program: CudaProgram, step: Step, inputs: list, outputs: list) -> None:
+    scale, shift = program.weights[step.nodes[0].index]
+    kernels.batchnorm(inputs[0], scale, shift, outputs[0])
+
+
+def _crop(program: CudaProgram, step: Step, inputs: list, outputs: list) -> None:
+    kernels.crop(inputs[0], outputs[0], step.nodes[0].layer.noadjust)
+
+
 Launcher = Callable[["CudaProgram", Step, list, list], None]
 LAUNCHERS: dict[str, Launcher] = {
     "conv": _conv,
@@ -59,8 +99,15 @@ LAUNCHERS: dict[str, Launcher] = {
     "avgpool": _avgpool,
     "avgpool_softmax": _avgpool_softmax,
     "softmax": _softmax,
+    "connected": _connected,
+    "shortcut": _shortcut,
+    "route": _route,
+    "upsample": _upsample,
+    "batchnorm": _batchnorm,
+    "crop": _crop,
 }
-UPLOADS: dict[str, Callable[[Step, LayerParams], tuple[cupy.ndarray, ...]]] = {"conv": _upload_conv}
+UPLOADS: dict[str, Callable[[Step, LayerParams], tuple[cupy.ndarray, ...]]] = {
+    "conv": _upload_conv, "connected": _upload_connected, "batchnorm": _upload_batchnorm}
 
 
 class CudaProgram(Program):
