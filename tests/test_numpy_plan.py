@@ -129,7 +129,7 @@ def test_grouped_convolution_takes_the_plain_algorithm():
 def test_algorithm_choice_by_shape():
     graph = load_graph(REPO / "cfg" / "tiny.cfg")
     chosen = {node.index: choose_algorithm(node) for node in graph.nodes if node.kind == "convolutional"}
-    assert chosen[0] == "im2col"  # 3 input channels: too few for Winograd's transforms to pay
+    assert chosen[0] == "nchw"  # 3 input channels: too few for Winograd; the image arrives NCHW
     assert {chosen[i] for i in chosen if graph.nodes[i].layer.size == 1} == {"gemm"}
     assert all(chosen[i].startswith("winograd") for i in chosen if i and graph.nodes[i].layer.size == 3)
 
@@ -158,19 +158,22 @@ def test_numpy_backend_uses_the_plan_and_numpy_exact_keeps_its_own_path(shared):
     np.testing.assert_allclose(fast.predict(x), expected, rtol=PROBABILITY_RTOL, atol=PROBABILITY_ATOL)
 
 
-def test_blas_threads_never_exceed_the_cores_during_a_run():
+@pytest.mark.parametrize("threads", [1, 2])
+def test_blas_threads_never_exceed_the_cores_during_a_run(threads):
     graph, params = _network(8, 8)
-    plan = Plan(graph, params, 1)
+    plan = Plan(graph, params, 1, threads=threads)
     seen = []
-    original = plan.steps[0].run
+    original = plan.steps[0].tasks[0]
 
-    def recording_run(x):
+    def recording_task():
         seen.extend(info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas")
-        return original(x)
+        return original()
 
-    plan.steps[0].run = recording_run
+    plan.steps[0].tasks[0] = recording_task
     plan.run(_x(1, graph))
     assert seen and max(seen) <= available_cores()
+    if threads > 1:  # the bands are the parallelism: each band's BLAS runs on its own thread only
+        assert max(seen) == 1
 
 
 def test_plan_reports_its_buffers():
