@@ -80,7 +80,11 @@ class Winograd3x3:
         return [self.kernel, self.padded_input, self._tiles, self._transformed, self._products,
                 self._output, self.result]
 
-    def run(self, bias: np.ndarray) -> np.ndarray:
+    def transformed_products(self, out: np.ndarray | None = None) -> np.ndarray:
+        """Gather, input transform and the products per tile position: (a*a, tiles, filters).
+
+        Written into `out` when given (a caller that does its own output transform).
+        """
         m, n, c, th, tw = self.m, self.n, self.c, self.tiles_h, self.tiles_w
         a = m + 2
         x = self.padded_input
@@ -89,7 +93,14 @@ class Winograd3x3:
         windows = as_strided(x, (a, a, n, th, tw, c), (sh, sw, sn, m * sh, m * sw, sc), writeable=False)
         np.copyto(self._tiles.reshape(a, a, n, th, tw, c), windows)
         np.matmul(self.input_transform, self._tiles, out=self._transformed)
-        np.matmul(self._transformed.reshape(a * a, -1, c), self.kernel, out=self._products)
+        out = self._products if out is None else out
+        np.matmul(self._transformed.reshape(a * a, -1, c), self.kernel, out=out)
+        return out
+
+    def run(self, bias: np.ndarray) -> np.ndarray:
+        m, n, th, tw = self.m, self.n, self.tiles_h, self.tiles_w
+        a = m + 2
+        self.transformed_products()
         np.matmul(self.output_transform, self._products.reshape(a * a, -1), out=self._output)
         # (m, m, n, th, tw, f) -> (n, th, m, tw, m, f) = (n, th*m, tw*m, f), bias added on the way.
         y = self._output.reshape(m, m, n, th, tw, self.filters).transpose(2, 3, 0, 4, 1, 5)
