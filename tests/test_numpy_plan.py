@@ -188,3 +188,46 @@ def test_plan_rejects_another_input_shape():
     graph, params = _network(8, 8)
     with pytest.raises(ValueError, match="this plan runs"):
         Plan(graph, params, 2).run(_x(1, graph))
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_bands_and_lanes_match_the_plain_path(threads, batch):
+    # batch 1: each step's rows cut into `threads` bands; batch 3: whole images on `threads` lanes.
+    graph, params = _network(21, 18)
+    x = _x(batch, graph)
+    plan = Plan(graph, params, batch, threads=threads)
+    assert len(plan.lanes) == (min(threads, batch) if batch > 1 else 1)
+    assert max(len(step.tasks) for step in plan.steps) == (threads if batch == 1 else 1)
+    np.testing.assert_allclose(plan.run(x), NumpyProgram(graph, params).run(x),
+                               rtol=PROBABILITY_RTOL, atol=PROBABILITY_ATOL)
+
+
+def test_a_failing_band_raises_its_own_error_and_the_plan_still_runs():
+    graph, params = _network(16, 16)
+    plan = Plan(graph, params, 1, threads=2)
+    original = plan.steps[0].tasks[1]
+
+    def failing():
+        raise RuntimeError("band failed")
+
+    plan.steps[0].tasks[1] = failing
+    with pytest.raises(RuntimeError, match="band failed"):
+        plan.run(_x(1, graph))
+    plan.steps[0].tasks[1] = original
+    np.testing.assert_allclose(plan.run(_x(1, graph)), NumpyProgram(graph, params).run(_x(1, graph)),
+                               rtol=PROBABILITY_RTOL, atol=PROBABILITY_ATOL)
+
+
+@pytest.mark.parametrize("weights", ["tiny.weights", "tiny-random.weights"])
+def test_tiny_darknet_224_probabilities_match_the_plain_path_at_batch_1_and_2(shared, weights):
+    # The trained weights too: Winograd F(4x4) multiplies by constants up to 8.
+    graph = load_graph(REPO / "cfg" / "tiny.cfg")
+    _, raw = read_weights(shared / "weights" / weights, graph)
+    params = fold_params(graph, raw)
+    x = np.load(shared / "reference" / "tiny_dog_stretch_input.npy")[None]
+    x = np.concatenate([x, x[:, :, ::-1]])
+    want = NumpyProgram(graph, params).run(x)
+    for batch in (1, 2):
+        got = np.concatenate([Plan(graph, params, batch).run(x[i:i + batch]) for i in range(0, 2, batch)])
+        np.testing.assert_allclose(got, want, rtol=PROBABILITY_RTOL, atol=PROBABILITY_ATOL)
