@@ -2,7 +2,9 @@
 
 Peers: ONNX Runtime on tdn's own ONNX export, OpenCV DNN 4.x reading the Darknet files
 directly, and torch when a `torch` backend plugin is installed. Ratios are against ONNX
-Runtime measured in the same run. OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE change which OpenBLAS
+Runtime measured in the same run, the systems timed in alternation (see time_interleaved).
+Each result has the median, interquartile range and minimum; peak_traced_mb is not measured
+here (null). OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE change which OpenBLAS
 kernel NumPy uses; when either is set, the script runs again in a child process without them.
 
     python benchmarks/cpu_peers.py [--cfg cfg/tiny.cfg] [--batch 1,32] [--runs 30]
@@ -22,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tdn.bench import blas_info, random_input, time_function
+from tdn.bench import Timing, blas_info, random_input
 from tdn.graph import load_graph
 from tdn.network import Network
 from tdn.onnx_export import export_onnx
@@ -69,6 +71,32 @@ def peers(cfg: Path, workdir: Path):
     return graph, found
 
 
+def time_interleaved(systems: dict, x: np.ndarray, runs: int, min_seconds: float) -> list[Timing]:
+    """Time every system on x in rounds (one call of each per round), so that all see the same load.
+
+    A shared machine's load changes by the second; timing one system after another would give
+    each a different machine. Three untimed rounds first, then `runs` rounds or more until
+    min_seconds have passed.
+    """
+    for _ in range(3):
+        for function, _version in systems.values():
+            function(x)
+    times: dict[str, list[float]] = {name: [] for name in systems}
+    start = time.perf_counter()
+    while min(len(t) for t in times.values()) < runs or time.perf_counter() - start < min_seconds:
+        for name, (function, _version) in systems.items():
+            begin = time.perf_counter()
+            function(x)
+            times[name].append(time.perf_counter() - begin)
+    timings = []
+    for name, seconds in times.items():
+        ms = np.array(seconds) * 1000.0
+        p25, median, p75 = np.percentile(ms, [25, 50, 75])
+        timings.append(Timing(name, x.shape[0], x.shape[2], x.shape[3], len(ms), float(median), float(p25),
+                              float(p75), float(ms.min()), None))
+    return timings
+
+
 def measure(args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         graph, systems = peers(Path(args.cfg), Path(tmp))
@@ -76,26 +104,26 @@ def measure(args: argparse.Namespace) -> dict:
         results = []
         for batch in args.batch:
             x = random_input(batch, graph.net.channels, height, width)
-            runs = max(5, args.runs // batch) if batch > 1 else args.runs
-            for name, (function, version) in systems.items():
-                timing = time_function(name, function, x, warmup=3, runs=runs,
-                                       min_seconds=args.min_seconds)
-                results.append(timing.as_dict() | {"version": version})
-                print(f"  {name:<12} batch {batch:>3}: {timing.ms_per_image:7.2f} ms/image "
-                      f"(median of {timing.runs}, IQR {timing.p25_ms:.1f}-{timing.p75_ms:.1f} ms)",
-                      flush=True)
-    ratios = {}
+            runs = max(10, args.runs // batch) if batch > 1 else args.runs
+            for timing in time_interleaved(systems, x, runs, args.min_seconds):
+                results.append(timing.as_dict() | {"version": systems[timing.name][1]})
+                print(f"  {timing.name:<12} batch {batch:>3}: {timing.ms_per_image:7.2f} ms/image "
+                      f"(median of {timing.runs}, IQR {timing.p25_ms:.1f}-{timing.p75_ms:.1f} ms, "
+                      f"min {timing.min_ms:.1f} ms)", flush=True)
+    ratios, ratios_min = {}, {}
     for batch in args.batch:
-        by_name = {r["name"]: r["ms_per_image"] for r in results if r["batch"] == batch}
-        if "onnxruntime" in by_name:
-            ratios[str(batch)] = {f"{name}/onnxruntime": value / by_name["onnxruntime"]
-                                  for name, value in by_name.items() if name != "onnxruntime"}
+        for key, table in (("ms_per_image", ratios), ("min_ms", ratios_min)):
+            by_name = {r["name"]: r[key] for r in results if r["batch"] == batch}
+            if "onnxruntime" in by_name:
+                table[str(batch)] = {f"{name}/onnxruntime": value / by_name["onnxruntime"]
+                                     for name, value in by_name.items() if name != "onnxruntime"}
     return {
         "cfg": args.cfg, "width": width, "height": height, "gflop_per_image": graph.flops() / 1e9,
         "openblas_environment": {name: os.environ.get(name) for name in OPENBLAS_VARIABLES},
         "threadpools": blas_info(), "cores": len(os.sched_getaffinity(0)),
         "machine": platform.processor() or platform.machine(), "python": platform.python_version(),
-        "load_average_before": args.load_before, "results": results, "ratios": ratios,
+        "load_average_before": args.load_before, "load_average_after": os.getloadavg()[0],
+        "results": results, "ratios": ratios, "ratios_of_minimums": ratios_min,
     }
 
 
@@ -119,7 +147,9 @@ def main() -> int:
     print(f"{label}: {dict((n, os.environ.get(n)) for n in OPENBLAS_VARIABLES)}", flush=True)
     report = measure(args) | {"label": label}
     for batch, ratios in report["ratios"].items():
-        print(f"  batch {batch}: " + ", ".join(f"{k} = {v:.2f}" for k, v in ratios.items()))
+        print(f"  batch {batch}: " + ", ".join(f"{k} = {v:.2f}" for k, v in ratios.items())
+              + " (medians); " + ", ".join(f"{v:.2f}" for v in report["ratios_of_minimums"][batch].values())
+              + " (minimums)")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"cpu_peers_{time.strftime('%Y%m%d-%H%M%S')}_{label}.json"

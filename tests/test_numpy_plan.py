@@ -129,7 +129,7 @@ def test_grouped_convolution_takes_the_plain_algorithm():
 def test_algorithm_choice_by_shape():
     graph = load_graph(REPO / "cfg" / "tiny.cfg")
     chosen = {node.index: choose_algorithm(node) for node in graph.nodes if node.kind == "convolutional"}
-    assert chosen[0] == "im2col"  # 3 input channels: too few for Winograd's transforms to pay
+    assert chosen[0] == "nchw"  # 3 input channels: too few for Winograd; the image arrives NCHW
     assert {chosen[i] for i in chosen if graph.nodes[i].layer.size == 1} == {"gemm"}
     assert all(chosen[i].startswith("winograd") for i in chosen if i and graph.nodes[i].layer.size == 3)
 
@@ -158,19 +158,22 @@ def test_numpy_backend_uses_the_plan_and_numpy_exact_keeps_its_own_path(shared):
     np.testing.assert_allclose(fast.predict(x), expected, rtol=PROBABILITY_RTOL, atol=PROBABILITY_ATOL)
 
 
-def test_blas_threads_never_exceed_the_cores_during_a_run():
+@pytest.mark.parametrize("threads", [1, 2])
+def test_blas_threads_never_exceed_the_cores_during_a_run(threads):
     graph, params = _network(8, 8)
-    plan = Plan(graph, params, 1)
+    plan = Plan(graph, params, 1, threads=threads)
     seen = []
-    original = plan.steps[0].run
+    original = plan.steps[0].tasks[0]
 
-    def recording_run(x):
+    def recording_task():
         seen.extend(info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas")
-        return original(x)
+        return original()
 
-    plan.steps[0].run = recording_run
+    plan.steps[0].tasks[0] = recording_task
     plan.run(_x(1, graph))
     assert seen and max(seen) <= available_cores()
+    if threads > 1:  # the bands are the parallelism: each band's BLAS runs on its own thread only
+        assert max(seen) == 1
 
 
 def test_plan_reports_its_buffers():
@@ -185,3 +188,46 @@ def test_plan_rejects_another_input_shape():
     graph, params = _network(8, 8)
     with pytest.raises(ValueError, match="this plan runs"):
         Plan(graph, params, 2).run(_x(1, graph))
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_bands_and_lanes_match_the_plain_path(threads, batch):
+    # batch 1: each step's rows cut into `threads` bands; batch 3: whole images on `threads` lanes.
+    graph, params = _network(21, 18)
+    x = _x(batch, graph)
+    plan = Plan(graph, params, batch, threads=threads)
+    assert len(plan.lanes) == (min(threads, batch) if batch > 1 else 1)
+    assert max(len(step.tasks) for step in plan.steps) == (threads if batch == 1 else 1)
+    np.testing.assert_allclose(plan.run(x), NumpyProgram(graph, params).run(x),
+                               rtol=PROBABILITY_RTOL, atol=PROBABILITY_ATOL)
+
+
+def test_a_failing_band_raises_its_own_error_and_the_plan_still_runs():
+    graph, params = _network(16, 16)
+    plan = Plan(graph, params, 1, threads=2)
+    original = plan.steps[0].tasks[1]
+
+    def failing():
+        raise RuntimeError("band failed")
+
+    plan.steps[0].tasks[1] = failing
+    with pytest.raises(RuntimeError, match="band failed"):
+        plan.run(_x(1, graph))
+    plan.steps[0].tasks[1] = original
+    np.testing.assert_allclose(plan.run(_x(1, graph)), NumpyProgram(graph, params).run(_x(1, graph)),
+                               rtol=PROBABILITY_RTOL, atol=PROBABILITY_ATOL)
+
+
+@pytest.mark.parametrize("weights", ["tiny.weights", "tiny-random.weights"])
+def test_tiny_darknet_224_probabilities_match_the_plain_path_at_batch_1_and_2(shared, weights):
+    # The trained weights too: Winograd F(4x4) multiplies by constants up to 8.
+    graph = load_graph(REPO / "cfg" / "tiny.cfg")
+    _, raw = read_weights(shared / "weights" / weights, graph)
+    params = fold_params(graph, raw)
+    x = np.load(shared / "reference" / "tiny_dog_stretch_input.npy")[None]
+    x = np.concatenate([x, x[:, :, ::-1]])
+    want = NumpyProgram(graph, params).run(x)
+    for batch in (1, 2):
+        got = np.concatenate([Plan(graph, params, batch).run(x[i:i + batch]) for i in range(0, 2, batch)])
+        np.testing.assert_allclose(got, want, rtol=PROBABILITY_RTOL, atol=PROBABILITY_ATOL)

@@ -5,6 +5,13 @@ matmul, picks an algorithm per convolution by its shape, and allocates every buf
 a producer writes straight into the zero-padded input of the next convolution, and a max
 pool after a convolution runs on the raw matmul output, before bias and activation (both
 commute with max when the activation never decreases), so they touch a quarter of the data.
+The first convolution reads the image in NCHW, where its im2col copies whole rows.
+
+Every core works, NumPy releasing the GIL, each thread's BLAS single-threaded: at batch 1
+each convolution's output rows are cut into one band per core, every band runs its whole
+pipeline (gather, matmuls, pool, bias, activation) on its own thread, and the threads meet
+at a barrier after each step; at batch > 1 each core runs whole images through its own copy
+of the plan (a lane). Images go one at a time so that every buffer stays in cache.
 
 Accuracy contract (tested): probabilities within 1e-4 relative of the plain `numpy` path.
 """
@@ -12,25 +19,29 @@ Accuracy contract (tested): probabilities within 1e-4 relative of the plain `num
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from tdn.backends.numpy.activations import activate
 from tdn.backends.numpy.convolution import convolve
 from tdn.backends.numpy.softmax import softmax
-from tdn.backends.numpy.winograd import Winograd3x3
+from tdn.backends.numpy.winograd import Winograd3x3, transform_kernel
 from threadpoolctl import ThreadpoolController
 
 from tdn.backend import LayerParams, Program
 from tdn.graph import Graph, Node
 
 PLANNED_KINDS = frozenset({"convolutional", "maxpool", "avgpool", "softmax", "cost", "dropout"})
-ALGORITHMS = ("gemm", "im2col", "winograd2", "winograd4", "plain")
+ALGORITHMS = ("gemm", "im2col", "nchw", "winograd2", "winograd4", "plain")
+CHUNK = 1  # images per pass: measured, more images per pass leave the caches and run slower
 # Activations that never decrease, so max(act(x + b)) = act(max(x) + b).
 MONOTONIC = frozenset({"linear", "leaky", "relu", "logistic", "loggy", "tanh", "elu", "relie",
                        "ramp", "plse", "hardtan", "lhtan"})
 
 _CONTROLLER = ThreadpoolController()
+_POOL: ThreadPoolExecutor | None = None
 
 
 def available_cores() -> int:
@@ -48,9 +59,12 @@ def choose_algorithm(node: Node) -> str:
     if layer.size == 1 and layer.stride == 1 and layer.padding == 0:
         return "gemm"
     if layer.size == 3 and layer.stride == 1 and layer.padding == 1 and channels >= 16:
-        # F(4x4) saves the most arithmetic; its tiles waste work on maps smaller than 8x8.
-        return "winograd4" if min(out_h, out_w) >= 8 else "winograd2"
-    return "im2col"
+        # F(4x4) saves the most arithmetic, but its transformed kernel is 4x the weights and its
+        # tiles overhang maps that are not multiples of 4: on 14x14 (15% or more waste), F(2x2) won.
+        overhang = (-(-out_h // 4) * 4) * (-(-out_w // 4) * 4) / (out_h * out_w)
+        return "winograd4" if overhang < 1.15 else "winograd2"
+    # The first layer reads the image as it comes, NCHW: im2col then copies whole rows.
+    return "nchw" if node.index == 0 else "im2col"
 
 
 def maxpool_nhwc(x: np.ndarray, size: int, stride: int, padding: int, out: np.ndarray,
@@ -83,123 +97,328 @@ def _pool_scratch(n: int, in_shape, node: Node) -> np.ndarray | None:
     return np.empty((n, need_h, need_w, c), np.float32)
 
 
+def _split(units: int, parts: int) -> list[tuple[int, int]]:
+    """[0, units) cut into at most `parts` non-empty, nearly equal ranges."""
+    parts = max(1, min(parts, units))
+    bounds = [units * k // parts for k in range(parts + 1)]
+    return list(zip(bounds, bounds[1:], strict=False))
+
+
 class _Step:
-    """One step of a plan. `input` is where the producer must write (None: anywhere)."""
+    """One step of a plan, run as one task per band (`tasks`, set by bind).
+
+    `input` is where the producer must write, (n, h, w, c) (None: the plan allocates it).
+    """
 
     input: np.ndarray | None = None
-    nodes: tuple[Node, ...]
+    layout = "nhwc"
 
-    def __init__(self, nodes: tuple[Node, ...]):
-        self.nodes = nodes
+    def __init__(self, nodes: tuple[Node, ...], n: int):
+        self.nodes, self.n = nodes, n
         self.buffers: list[np.ndarray] = []
+        self.tasks: list[Callable[[], None]] = []
 
-    def bind(self, out: np.ndarray) -> None:
-        self.out = out
+    def bind(self, x: np.ndarray, out: np.ndarray, parts: int) -> None:
+        """Read x, write out, in at most `parts` bands."""
+        self.x, self.out = x, out
+        self.tasks = [self.run]
+
+    def run(self) -> None:
+        raise NotImplementedError
 
     def nbytes(self) -> int:
         return sum(buffer.nbytes for buffer in self.buffers)
 
 
+def _activate_into(y: np.ndarray, name: str, out: np.ndarray, temp: np.ndarray | None) -> None:
+    if name == "leaky":
+        np.multiply(y, np.float32(0.1), out=temp)
+        np.maximum(y, temp, out=out)
+    elif name == "relu":
+        np.maximum(y, np.float32(0), out=out)
+    elif name == "linear":
+        np.copyto(out, y)
+    else:
+        np.copyto(out, activate(y, name))
+
+
 class _Conv(_Step):
+    """A convolution (and the max pool after it, when fused) by one algorithm, in row bands."""
+
     def __init__(self, node: Node, params: LayerParams, n: int, algorithm: str, pool: Node | None):
-        super().__init__((node,) if pool is None else (node, pool))
+        super().__init__((node,) if pool is None else (node, pool), n)
         layer = node.layer
         c, h, w = node.in_shape
         f, oh, ow = node.out_shape
-        self.node, self.algorithm, self.n, self.pool = node, algorithm, n, pool
+        k, p, s = layer.size, layer.padding, layer.stride
+        self.node, self.algorithm, self.pool = node, algorithm, pool
         self.weights, self.bias = params["weights"], params["biases"]
-        self.activation = layer.activation
         if algorithm in ("gemm", "im2col"):
-            k = layer.size
             # (filters, c, k, k) -> (k*k*c, filters), matching the NHWC column order.
             self.matrix = np.ascontiguousarray(self.weights.transpose(2, 3, 1, 0).reshape(-1, f))
-            self.raw = np.empty((n, oh, ow, f), np.float32)
-            self.buffers += [self.matrix, self.raw]
-        if algorithm == "im2col":
-            p, s = layer.padding, layer.stride
+            self.buffers.append(self.matrix)
+        if algorithm == "gemm" and (k, s, p) != (1, 1, 0):
+            raise ValueError(f"layer {node.index}: gemm needs a 1x1, stride 1, unpadded convolution")
+        if algorithm in ("im2col", "nchw"):
             rows, cols = max(h + 2 * p, (oh - 1) * s + k), max(w + 2 * p, (ow - 1) * s + k)
+        if algorithm == "im2col":
             self.padded = np.zeros((n, rows, cols, c), np.float32)
             self.input = self.padded[:, p:p + h, p:p + w]
-            self.columns = np.empty((n, oh, ow, k, k, c), np.float32)
-            self.buffers += [self.padded, self.columns]
+        elif algorithm == "nchw":
+            if node.index != 0:
+                raise ValueError(f"layer {node.index}: nchw reads the image, only the first layer can use it")
+            self.matrix = np.ascontiguousarray(self.weights.reshape(f, -1))  # (filters, c*k*k)
+            self.padded = np.zeros((n, c, rows, cols), np.float32)
+            self.input, self.layout = self.padded[:, :, p:p + h, p:p + w], "nchw"
+            self.buffers += [self.matrix]
         elif algorithm.startswith("winograd"):
-            self.winograd = Winograd3x3(self.weights, n, h, w, int(algorithm[-1]))
-            self.input = self.winograd.padded_input[:, 1:h + 1, 1:w + 1]
-            self.buffers += self.winograd.buffers
-        if pool is not None:
-            _, ph, pw = pool.out_shape
-            self.pooled = np.empty((n, ph, pw, f), np.float32)
-            self.scratch = _pool_scratch(n, node.out_shape, pool)
-            self.buffers += [self.pooled] + ([self.scratch] if self.scratch is not None else [])
-        if self.activation == "leaky":
-            _, th, tw = self.nodes[-1].out_shape
-            self.temp = np.empty((n, th, tw, f), np.float32)
-            self.buffers.append(self.temp)
+            if (k, s, p) != (3, 1, 1):
+                raise ValueError(f"layer {node.index}: Winograd needs a 3x3, stride 1, pad 1 convolution")
+            self.m = m = int(algorithm[-1])
+            self.kernel = transform_kernel(self.weights, m)
+            self.padded = np.zeros((n, -(-h // m) * m + 2, -(-w // m) * m + 2, c), np.float32)
+            self.input = self.padded[:, 1:h + 1, 1:w + 1]
+            self.buffers += [self.kernel]
+        if algorithm != "plain" and self.input is not None:
+            self.buffers.append(self.padded)
 
-    def run(self, x: np.ndarray) -> np.ndarray:
-        layer, n = self.node.layer, self.n
-        f, oh, ow = self.node.out_shape
+    def _granularity(self) -> int | None:
+        """Final output rows per unit of splitting; None when the step runs as one band."""
         if self.algorithm == "plain":
-            # Grouped convolutions: the NCHW path computes bias and activation itself.
-            nchw = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
-            np.copyto(self.out, convolve(nchw, layer, self.weights, self.bias, oh, ow).transpose(0, 2, 3, 1))
-            return self.out
-        if self.algorithm == "gemm":
-            np.matmul(x.reshape(-1, x.shape[-1]), self.matrix, out=self.raw.reshape(-1, f))
+            return None
+        tile = self.m if self.algorithm.startswith("winograd") else 1  # conv rows computed together
+        if self.pool is None:
+            return tile
+        pool = self.pool.layer
+        # Bands that share no conv row: windows that tile the rows, inside the input, whole tiles.
+        if (pool.size != pool.stride or pool.padding // 2 or tile % pool.stride and tile != 1
+                or _pool_scratch(self.n, self.node.out_shape, self.pool) is not None):
+            return None
+        return max(1, tile // pool.stride)
+
+    def bind(self, x: np.ndarray, out: np.ndarray, parts: int) -> None:
+        self.x, self.out = x, out
+        if self.algorithm == "plain":
+            self.tasks = [self.run_plain]
+            return
+        rows = out.shape[1]
+        unit = self._granularity()
+        if unit is None:
+            bands = [(0, rows)]
+        else:
+            bands = [(a * unit, min(b * unit, rows)) for a, b in _split(-(-rows // unit), parts)]
+        self.bands = [_ConvBand(self, q0, q1, len(bands) == 1) for q0, q1 in bands]
+        self.tasks = [band.run for band in self.bands]
+
+    def nbytes(self) -> int:
+        return super().nbytes() + sum(b.nbytes() for b in getattr(self, "bands", ()))
+
+    def run_plain(self) -> None:
+        # Grouped convolutions: the NCHW path computes bias and activation itself.
+        layer = self.node.layer
+        _, oh, ow = self.node.out_shape
+        nchw = np.ascontiguousarray(self.x.transpose(0, 3, 1, 2))
+        np.copyto(self.out, convolve(nchw, layer, self.weights, self.bias, oh, ow).transpose(0, 2, 3, 1))
+
+
+class _ConvBand:
+    """Final output rows [q0, q1) of a _Conv step: its own buffers, run on one thread."""
+
+    def __init__(self, step: _Conv, q0: int, q1: int, whole: bool):
+        self.step = step
+        layer, n = step.node.layer, step.n
+        c = step.node.in_shape[0]
+        f, oh, ow = step.node.out_shape
+        k, s = layer.size, layer.stride
+        self.buffers: list[np.ndarray] = []
+        if step.pool is None:
+            r0, r1 = q0, q1
+        elif whole:
+            r0, r1 = 0, oh
+        else:
+            r0, r1 = q0 * step.pool.layer.stride, q1 * step.pool.layer.stride
+        self.rows = r1 - r0
+        if step.algorithm == "gemm":
+            self.x = step.x[:, r0:r1].reshape(n, -1, c)
+            self.raw = np.empty((n, self.rows, ow, f), np.float32)
+            self.buffers.append(self.raw)
+        elif step.algorithm == "im2col":
+            self.windows = [step.padded[:, r0 * s + i:(r1 - 1) * s + i + 1:s, j:(ow - 1) * s + j + 1:s]
+                            for i in range(k) for j in range(k)]
+            self.columns = np.empty((n, self.rows, ow, k * k, c), np.float32)
+            self.raw = np.empty((n, self.rows, ow, f), np.float32)
+            self.buffers += [self.columns, self.raw]
+        elif step.algorithm == "nchw":
+            self.windows = [step.padded[:, :, r0 * s + i:(r1 - 1) * s + i + 1:s, j:(ow - 1) * s + j + 1:s]
+                            for i in range(k) for j in range(k)]
+            self.columns = np.empty((n, c, k * k, self.rows, ow), np.float32)
+            raw = np.empty((n, f, self.rows, ow), np.float32)
+            self.raw_flat, self.raw = raw.reshape(n, f, -1), raw.transpose(0, 2, 3, 1)
+            self.buffers += [self.columns, raw]
+        else:
+            m = step.m
+            t0, t1 = r0 // m, -(-r1 // m)
+            self.winograd = Winograd3x3(step.weights, n, (t1 - t0) * m, ow, m,
+                                        padded_input=step.padded[:, t0 * m:t1 * m + 2], kernel=step.kernel)
+            self.buffers += [b for b in self.winograd.buffers if b is not step.kernel and b is not step.padded]
+        # After an NCHW matmul, pool and bias stay in NCHW (NHWC views of it) until the activation.
+        nchw = step.algorithm == "nchw"
+        self.scratch = None
+        if step.pool is not None:
+            self.pooled = self._nhwc_buffer((n, q1 - q0, step.out.shape[2], f), nchw)
+            if whole:
+                self.scratch = _pool_scratch(n, step.node.out_shape, step.pool)
+            self.buffers += [self.scratch] if self.scratch is not None else []
+        self.out = step.out[:, q0:q1]
+        self.temp = None
+        if step.node.layer.activation == "leaky":
+            self.temp = self._nhwc_buffer(self.out.shape, nchw)
+        if step.algorithm.startswith("winograd"):
+            self._fuse_winograd_epilogue(n, f, ow, q1 - q0)
+
+    def _nhwc_buffer(self, shape: tuple[int, ...], nchw: bool) -> np.ndarray:
+        """A new (n, h, w, c) buffer, stored NCHW when `nchw` (then a transposed view)."""
+        n, h, w, c = shape
+        buffer = np.empty((n, c, h, w) if nchw else shape, np.float32)
+        self.buffers.append(buffer)
+        return buffer.transpose(0, 2, 3, 1) if nchw else buffer
+
+    def _fuse_winograd_epilogue(self, n: int, f: int, ow: int, pooled_rows: int) -> None:
+        """Fold the bias into the output transform's matmul, and a 2x2 pool into the tile reordering.
+
+        The products get one more "position" holding the bias, the output transform a column of
+        ones, so its matmul adds the bias; a fused 2x2 pool reads the four parities of every tile
+        from the matmul's output directly instead of a reordered copy. (Stacking 0.1 x the
+        transform for leaky, to finish with one maximum, was measured slower.)
+        """
+        step, wg = self.step, self.winograd
+        m, th, tw = wg.m, wg.tiles_h, wg.tiles_w
+        pool = step.pool.layer if step.pool is not None else None
+        if pool is not None and not (pool.size == pool.stride == 2 and pool.padding // 2 == 0 and self.scratch is None):
+            self.epilogue = None  # another pool: the plain copy, then maxpool_nhwc
+            return
+        transform = wg.output_transform
+        self.transform = np.hstack([transform, np.ones((m * m, 1), np.float32)])
+        self.products = np.empty((transform.shape[1] + 1, n * th * tw, f), np.float32)
+        self.products[-1] = step.bias  # the extra position: bias, times the column of ones
+        self.outputs = np.empty((m * m, n * th * tw * f), np.float32)
+        # (m, m, n, th, tw, f) -> (n, th, m, tw, m, f): tile order, lazily.
+        self.tiled = self.outputs.reshape(m, m, n, th, tw, f).transpose(2, 3, 0, 4, 1, 5)
+        self.buffers += [self.transform, self.products, self.outputs]
+        if pool is not None:
+            self.epilogue = "pool"
+            unused = self.pooled
+            self.pooled = np.empty((n, th * m // 2, tw * m // 2, f), np.float32)  # whole tiles
+            self.buffers = [b for b in self.buffers if b is not unused] + [self.pooled]
+            self.pooled_rows = pooled_rows
+        else:
+            self.epilogue = "copy"
+
+    def _run_winograd(self) -> np.ndarray:
+        """The convolution plus bias, pooled when fused."""
+        step, wg = self.step, self.winograd
+        if self.epilogue is None:
+            return wg.run(step.bias)[:, :self.rows, :step.node.out_shape[2]]
+        wg.transformed_products(out=self.products[:-1])
+        np.matmul(self.transform, self.products.reshape(self.products.shape[0], -1), out=self.outputs)
+        n, th, m, tw, _, f = self.tiled.shape
+        if self.epilogue == "copy":
+            np.copyto(wg.result.reshape(n, th, m, tw, m, f), self.tiled)
+            return wg.result[:, :self.rows, :step.node.out_shape[2]]
+        # The 2x2 pool on the tile-ordered view: the four (row, column) parities, pooled in place.
+        quads = self.tiled.reshape(n, th, m // 2, 2, tw, m // 2, 2, f)
+        pooled = self.pooled.reshape(n, th, m // 2, tw, m // 2, f)
+        np.maximum(quads[:, :, :, 0, :, :, 0], quads[:, :, :, 0, :, :, 1], out=pooled)
+        np.maximum(pooled, quads[:, :, :, 1, :, :, 0], out=pooled)
+        np.maximum(pooled, quads[:, :, :, 1, :, :, 1], out=pooled)
+        return self.pooled[:, :self.pooled_rows, :self.out.shape[2]]
+
+    def nbytes(self) -> int:
+        return sum(buffer.nbytes for buffer in self.buffers)
+
+    def run(self) -> None:
+        step = self.step
+        if step.algorithm.startswith("winograd"):
+            y = self._run_winograd()
+            if self.epilogue is None and step.pool is not None:
+                pool = step.pool.layer
+                maxpool_nhwc(y, pool.size, pool.stride, pool.padding, self.pooled, self.scratch)
+                y = self.pooled
+            _activate_into(y, step.node.layer.activation, self.out, self.temp)
+            return
+        if step.algorithm == "gemm":
+            np.matmul(self.x, step.matrix, out=self.raw.reshape(self.x.shape[0], -1, self.raw.shape[-1]))
             y = self.raw
-        elif self.algorithm == "im2col":
-            k, s = layer.size, layer.stride
-            for i in range(k):
-                for j in range(k):
-                    np.copyto(self.columns[:, :, :, i, j],
-                              self.padded[:, i:i + (oh - 1) * s + 1:s, j:j + (ow - 1) * s + 1:s])
-            np.matmul(self.columns.reshape(n * oh * ow, -1), self.matrix, out=self.raw.reshape(-1, f))
+        elif step.algorithm == "im2col":
+            for index, window in enumerate(self.windows):
+                np.copyto(self.columns[:, :, :, index], window)
+            columns = self.columns.reshape(-1, step.matrix.shape[0])
+            np.matmul(columns, step.matrix, out=self.raw.reshape(columns.shape[0], -1))
+            y = self.raw
+        elif step.algorithm == "nchw":
+            for index, window in enumerate(self.windows):
+                np.copyto(self.columns[:, :, index], window)
+            np.matmul(step.matrix, self.columns.reshape(step.n, step.matrix.shape[1], -1), out=self.raw_flat)
             y = self.raw
         else:
-            y = self.winograd.run(self.bias)[:, :oh, :ow]
-        if self.pool is not None:
-            pool = self.pool.layer
+            y = self.winograd.run(step.bias)[:, :self.rows, :step.node.out_shape[2]]
+        if step.pool is not None:
+            pool = step.pool.layer
             maxpool_nhwc(y, pool.size, pool.stride, pool.padding, self.pooled, self.scratch)
             y = self.pooled
-        if not self.algorithm.startswith("winograd"):  # Winograd adds the bias in its last copy
-            np.add(y, self.bias, out=y)
-        if self.activation == "leaky":
-            np.multiply(y, np.float32(0.1), out=self.temp)
-            np.maximum(y, self.temp, out=self.out)
-        elif self.activation == "relu":
-            np.maximum(y, np.float32(0), out=self.out)
-        elif self.activation == "linear":
-            np.copyto(self.out, y)
-        else:
-            np.copyto(self.out, activate(y, self.activation))
-        return self.out
+        if not step.algorithm.startswith("winograd"):  # Winograd adds the bias in its last copy
+            np.add(y, step.bias, out=y)
+        _activate_into(y, step.node.layer.activation, self.out, self.temp)
 
 
 class _Maxpool(_Step):
     def __init__(self, node: Node, n: int):
-        super().__init__((node,))
+        super().__init__((node,), n)
         self.scratch = _pool_scratch(n, node.in_shape, node)
         self.buffers += [self.scratch] if self.scratch is not None else []
 
-    def run(self, x: np.ndarray) -> np.ndarray:
+    def run(self) -> None:
         layer = self.nodes[0].layer
-        maxpool_nhwc(x, layer.size, layer.stride, layer.padding, self.out, self.scratch)
-        return self.out
+        maxpool_nhwc(self.x, layer.size, layer.stride, layer.padding, self.out, self.scratch)
 
 
 class _Avgpool(_Step):
-    def run(self, x: np.ndarray) -> np.ndarray:
-        np.mean(x, axis=(1, 2), dtype=np.float32, keepdims=True, out=self.out)
-        return self.out
+    def run(self) -> None:
+        np.mean(self.x, axis=(1, 2), dtype=np.float32, keepdims=True, out=self.out)
 
 
 class _Softmax(_Step):
-    def run(self, x: np.ndarray) -> np.ndarray:
+    def run(self) -> None:
         # Darknet's softmax runs over the CHW-ordered vector.
-        nchw = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+        nchw = np.ascontiguousarray(self.x.transpose(0, 3, 1, 2))
         y = softmax(nchw, self.nodes[0].layer)  # (n, chw, 1, 1), the same in NHWC
         np.copyto(self.out, y.reshape(self.out.shape))
-        return self.out
+
+
+def _worker_pool(workers: int) -> ThreadPoolExecutor:
+    """The threads that run the bands after the first (the caller runs the first), shared by all plans."""
+    global _POOL
+    if _POOL is None or _POOL._max_workers < workers:
+        _POOL = ThreadPoolExecutor(workers, thread_name_prefix="tdn-plan")
+    return _POOL
+
+
+def _in_parallel(functions: list[Callable[[], None]]) -> None:
+    """Call the first function here and the others on the worker pool; raise the first real failure."""
+    futures = [_worker_pool(len(functions) - 1).submit(f) for f in functions[1:]] if len(functions) > 1 else []
+    errors = []
+    try:
+        functions[0]()
+    except BaseException as error:  # noqa: BLE001 - re-raised below, after the workers stop
+        errors.append(error)
+    for future in futures:
+        try:
+            future.result()
+        except BaseException as error:  # noqa: BLE001
+            errors.append(error)
+    if errors:
+        # A failing band breaks the barrier for the others: raise the failure, not the breakage.
+        raise next((e for e in errors if not isinstance(e, threading.BrokenBarrierError)), errors[0])
 
 
 class Plan:
@@ -207,14 +426,23 @@ class Plan:
 
     algorithms: per node index, an algorithm from ALGORITHMS forcing the choice (for tests).
     fuse: run max pools inside the preceding convolution (off when every layer's output is kept).
+    threads: bands per step, run in parallel (default: the cores this process may use).
+    chunk: images per pass (default: the largest divisor of batch up to CHUNK).
     """
 
     def __init__(self, graph: Graph, params: Sequence[LayerParams], batch: int,
-                 algorithms: dict[int, str] | None = None, fuse: bool = True):
+                 algorithms: dict[int, str] | None = None, fuse: bool = True, threads: int | None = None,
+                 chunk: int | None = None):
         self.graph, self.batch, self.fuse = graph, batch, fuse
+        self.threads = threads or available_cores()
+        # Bands split one image; lanes (below) take whole images when there are several.
+        self.parts = 1 if batch > 1 else self.threads
+        self.chunk = chunk or max(d for d in range(1, min(batch, CHUNK) + 1) if batch % d == 0)
+        if batch % self.chunk:
+            raise ValueError(f"chunk {self.chunk} does not divide batch {batch}")
         self.algorithms: dict[int, str] = {}
         self.steps: list[_Step] = []
-        nodes = graph.nodes
+        n, nodes = self.chunk, graph.nodes
         i = 0
         while i < len(nodes):
             node = nodes[i]
@@ -225,62 +453,111 @@ class Plan:
                 pool = following if (fuse and following is not None and following.kind == "maxpool"
                                      and algorithm != "plain"
                                      and node.layer.activation in MONOTONIC) else None
-                self.steps.append(_Conv(node, params[i], batch, algorithm, pool))
+                self.steps.append(_Conv(node, params[i], n, algorithm, pool))
                 i += 1 if pool is None else 2
                 continue
             if node.kind == "maxpool":
-                self.steps.append(_Maxpool(node, batch))
+                self.steps.append(_Maxpool(node, n))
             elif node.kind == "avgpool":
-                self.steps.append(_Avgpool((node,)))
+                self.steps.append(_Avgpool((node,), n))
             elif node.kind == "softmax":
-                self.steps.append(_Softmax((node,)))
+                self.steps.append(_Softmax((node,), n))
             # cost and dropout pass their input through at inference: no step.
             i += 1
-        # Each step writes where the next one reads; the last owns its output.
+        # Each step writes where the next one reads; a reader that does not care gets a new buffer.
         c, h, w = graph.input_shape
-        self.first_input = self.steps[0].input if self.steps else None
+        self.first_input = self.steps[0].input if self.steps else np.empty((n, h, w, c), np.float32)
         if self.first_input is None:
-            self.first_input = np.empty((batch, h, w, c), np.float32)
+            self.first_input = self.steps[0].input = np.empty((n, h, w, c), np.float32)
+        self.first_layout = self.steps[0].layout if self.steps else "nhwc"
         for step, following in zip(self.steps, self.steps[1:] + [None], strict=False):
-            target = following.input if following is not None else None
-            if target is None:
-                c, h, w = step.nodes[-1].out_shape
-                target = np.empty((batch, h, w, c), np.float32)
+            c, h, w = step.nodes[-1].out_shape
+            if following is not None and following.input is None:
+                following.input = np.empty((n, h, w, c), np.float32)
+                following.buffers.append(following.input)
+            target = following.input if following is not None else np.empty((n, h, w, c), np.float32)
+            if following is None:
                 step.buffers.append(target)
-            step.bind(target)
+            step.bind(step.input, target, self.parts)
+        self.last_output = self.steps[-1].out if self.steps else self.first_input
+        self._barrier = threading.Barrier(self.parts)
+        self.lanes = [self]
+        if self.parts == 1 and self.threads > 1 and batch > self.chunk:
+            self.lanes += [Plan(graph, params, self.chunk, algorithms, fuse, threads=1)
+                           for _ in range(min(self.threads, batch // self.chunk) - 1)]
 
     @property
     def nbytes(self) -> int:
         """Bytes held by the plan's preallocated buffers (weights in their new layouts included)."""
-        return self.first_input.nbytes + sum(step.nbytes() for step in self.steps)
+        own = self.first_input.nbytes + sum(step.nbytes() for step in self.steps)
+        return own + sum(lane.nbytes for lane in self.lanes[1:])
 
-    def _run_steps(self, x: np.ndarray, keep: bool) -> tuple[np.ndarray, list[np.ndarray]]:
-        if x.shape[0] != self.batch or x.shape[2:] != self.graph.input_shape[1:]:
-            raise ValueError(f"this plan runs {self.batch} x {self.graph.input_shape}, got {x.shape}")
-        np.copyto(self.first_input, x.transpose(0, 2, 3, 1))
-        y = self.first_input
-        kept = {}
-        with _CONTROLLER.limit(limits=available_cores(), user_api="blas"):
+    def _run_part(self, part: int) -> None:
+        try:
             for step in self.steps:
-                y = step.run(y)
-                if keep:
-                    kept[step.nodes[-1].index] = np.ascontiguousarray(y.transpose(0, 3, 1, 2))
-        # A layer without a step (cost, dropout) outputs its input.
-        outputs, last = [], np.ascontiguousarray(x)
-        for node in self.graph.nodes if keep else ():
-            last = kept.get(node.index, last)
-            outputs.append(last)
-        return np.ascontiguousarray(y.transpose(0, 3, 1, 2)), outputs
+                if part < len(step.tasks):
+                    step.tasks[part]()
+                self._barrier.wait()
+        except BaseException:
+            self._barrier.abort()
+            raise
+
+    def _execute(self) -> None:
+        """Every step on the current chunk, the bands of each step on `threads` threads."""
+        if self.parts == 1:
+            for step in self.steps:
+                for task in step.tasks:
+                    task()
+            return
+        try:
+            _in_parallel([lambda part=part: self._run_part(part) for part in range(self.parts)])
+        finally:
+            self._barrier.reset()
+
+    def _load(self, x: np.ndarray) -> None:
+        np.copyto(self.first_input, x if self.first_layout == "nchw" else x.transpose(0, 2, 3, 1))
+
+    def _check(self, x: np.ndarray) -> None:
+        if x.shape[0] != self.batch or x.shape[1:] != self.graph.input_shape:
+            raise ValueError(f"this plan runs {self.batch} x {self.graph.input_shape}, got {x.shape}")
 
     def run(self, x: np.ndarray) -> np.ndarray:
         """(batch, C, H, W) -> the last layer's output (batch, C', H', W'), a new array."""
-        return self._run_steps(x, keep=False)[0]
+        self._check(x)
+        last = self.last_output
+        result = np.empty((self.batch, last.shape[3], last.shape[1], last.shape[2]), np.float32)
+        starts = range(0, self.batch, self.chunk)
+        lanes = len(self.lanes)
+        with _CONTROLLER.limit(limits=1 if self.threads > 1 else available_cores(), user_api="blas"):
+            _in_parallel([lambda lane=lane, k=k: lane._run_chunks(x, result, starts[k::lanes])
+                          for k, lane in enumerate(self.lanes)])
+        return result
+
+    def _run_chunks(self, x: np.ndarray, result: np.ndarray, starts: Sequence[int]) -> None:
+        for start in starts:
+            self._load(x[start:start + self.chunk])
+            self._execute()
+            np.copyto(result[start:start + self.chunk], self.last_output.transpose(0, 3, 1, 2))
 
     def run_layers(self, x: np.ndarray) -> list[np.ndarray]:
         """Every layer's output in NCHW (a plan built with fuse=False: fused layers have no own output)."""
         if self.fuse:
             raise ValueError("run_layers needs a plan built with fuse=False")
-        return self._run_steps(x, keep=True)[1]
+        self._check(x)
+        kept: dict[int, list[np.ndarray]] = {}
+        with _CONTROLLER.limit(limits=available_cores(), user_api="blas"):
+            for start in range(0, self.batch, self.chunk):
+                self._load(x[start:start + self.chunk])
+                for step in self.steps:
+                    for task in step.tasks:
+                        task()
+                    kept.setdefault(step.nodes[-1].index, []).append(step.out.transpose(0, 3, 1, 2).copy())
+        # A layer without a step (cost, dropout) outputs its input.
+        outputs, last = [], np.ascontiguousarray(x)
+        for node in self.graph.nodes:
+            last = np.concatenate(kept[node.index]) if node.index in kept else last
+            outputs.append(last)
+        return outputs
 
 
 class PlannedProgram(Program):

@@ -33,27 +33,42 @@ _TRANSFORMS = {
 TILE_SIZES = tuple(_TRANSFORMS)
 
 
+def transform_kernel(weights: np.ndarray, m: int) -> np.ndarray:
+    """(filters, c, 3, 3) -> U, (a*a, c, filters) with U[i*a+j] = (G w G^T)[i, j], a = m + 2."""
+    g = np.array(_TRANSFORMS[m][1], np.float64)
+    filters, c = weights.shape[:2]
+    u = np.einsum("ik,fckl,jl->ijcf", g, weights.astype(np.float64), g)
+    return np.ascontiguousarray(u.reshape((m + 2) ** 2, c, filters), np.float32)
+
+
 class Winograd3x3:
     """One 3x3, stride-1, pad-1 convolution layer at one batch and input size.
 
     `padded_input` is the (n, tiles_h*m + 2, tiles_w*m + 2, c) buffer this layer reads: the
     producer writes the image into [:, 1:h+1, 1:w+1] and the rest stays zero. run() returns
     the output plus bias as an (n, tiles_h*m, tiles_w*m, filters) array; [:, :h, :w] is valid.
+
+    A caller that splits a layer into bands of tile rows passes each band its rows of a shared
+    padded input (`padded_input`) and the kernel transformed once (`kernel`, from transform_kernel).
     """
 
-    def __init__(self, weights: np.ndarray, n: int, h: int, w: int, m: int):
-        bt, g, at = (np.array(t, np.float64) for t in _TRANSFORMS[m])
+    def __init__(self, weights: np.ndarray, n: int, h: int, w: int, m: int, *,
+                 padded_input: np.ndarray | None = None, kernel: np.ndarray | None = None):
+        bt, _, at = (np.array(t, np.float64) for t in _TRANSFORMS[m])
         filters, c = weights.shape[:2]
         a = m + 2
         self.m, self.n, self.c, self.filters = m, n, c, filters
         self.tiles_h, self.tiles_w = -(-h // m), -(-w // m)
         tiles = n * self.tiles_h * self.tiles_w
-        # U[i*a+j] = (G w G^T)[i, j], as (a*a, c, filters) for the batched matmul.
-        u = np.einsum("ik,fckl,jl->ijcf", g, weights.astype(np.float64), g)
-        self.kernel = np.ascontiguousarray(u.reshape(a * a, c, filters), np.float32)
+        self.kernel = transform_kernel(weights, m) if kernel is None else kernel
         self.input_transform = np.kron(bt, bt).astype(np.float32)  # (a*a, a*a)
         self.output_transform = np.kron(at, at).astype(np.float32)  # (m*m, a*a)
-        self.padded_input = np.zeros((n, self.tiles_h * m + 2, self.tiles_w * m + 2, c), np.float32)
+        shape = (n, self.tiles_h * m + 2, self.tiles_w * m + 2, c)
+        if padded_input is None:
+            padded_input = np.zeros(shape, np.float32)
+        elif padded_input.shape != shape:
+            raise ValueError(f"padded_input has shape {padded_input.shape}, this layer reads {shape}")
+        self.padded_input = padded_input
         self._tiles = np.empty((a * a, tiles * c), np.float32)
         self._transformed = np.empty((a * a, tiles * c), np.float32)
         self._products = np.empty((a * a, tiles, filters), np.float32)
@@ -65,7 +80,11 @@ class Winograd3x3:
         return [self.kernel, self.padded_input, self._tiles, self._transformed, self._products,
                 self._output, self.result]
 
-    def run(self, bias: np.ndarray) -> np.ndarray:
+    def transformed_products(self, out: np.ndarray | None = None) -> np.ndarray:
+        """Gather, input transform and the products per tile position: (a*a, tiles, filters).
+
+        Written into `out` when given (a caller that does its own output transform).
+        """
         m, n, c, th, tw = self.m, self.n, self.c, self.tiles_h, self.tiles_w
         a = m + 2
         x = self.padded_input
@@ -74,7 +93,14 @@ class Winograd3x3:
         windows = as_strided(x, (a, a, n, th, tw, c), (sh, sw, sn, m * sh, m * sw, sc), writeable=False)
         np.copyto(self._tiles.reshape(a, a, n, th, tw, c), windows)
         np.matmul(self.input_transform, self._tiles, out=self._transformed)
-        np.matmul(self._transformed.reshape(a * a, -1, c), self.kernel, out=self._products)
+        out = self._products if out is None else out
+        np.matmul(self._transformed.reshape(a * a, -1, c), self.kernel, out=out)
+        return out
+
+    def run(self, bias: np.ndarray) -> np.ndarray:
+        m, n, th, tw = self.m, self.n, self.tiles_h, self.tiles_w
+        a = m + 2
+        self.transformed_products()
         np.matmul(self.output_transform, self._products.reshape(a * a, -1), out=self._output)
         # (m, m, n, th, tw, f) -> (n, th, m, tw, m, f) = (n, th*m, tw*m, f), bias added on the way.
         y = self._output.reshape(m, m, n, th, tw, self.filters).transpose(2, 3, 0, 4, 1, 5)
