@@ -104,10 +104,8 @@ class Property:
 
     def check(self, max_examples: int | None = None) -> None:
         """Run the property with hypothesis; AssertionError on the smallest failing case."""
-        options = {} if max_examples is None else {"max_examples": max_examples}
-
-        @settings(deadline=None, report_multiple_bugs=False, suppress_health_check=[HealthCheck.too_slow],
-                  **options)
+        @settings(max_examples=max_examples or settings().max_examples, deadline=None,
+                  report_multiple_bugs=False, suppress_health_check=[HealthCheck.too_slow])
         @given(case=self.cases())
         def backends_agree(case: Case) -> None:
             check_case(self.tested, self.against, case, whole_network=self.kind is None)

@@ -10,12 +10,13 @@ from __future__ import annotations
 import numpy as np
 
 from tdn.graph import Node
-from tdn.layers.convolutional import BATCHNORM_EPSILON
+from tdn.layers.convolutional import BATCHNORM_EPSILON, Convolutional
 from tdn.testing.reference.activations import activate
 
 
 def forward(node: Node, params: dict[str, np.ndarray], x: np.ndarray, sources: tuple[np.ndarray, ...]) -> np.ndarray:
     layer = node.layer
+    assert isinstance(layer, Convolutional)
     batch = x.shape[0]
     channels, _, _ = node.in_shape
     filters, out_h, out_w = node.out_shape

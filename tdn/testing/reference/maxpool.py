@@ -10,12 +10,14 @@ from __future__ import annotations
 import numpy as np
 
 from tdn.graph import Node
+from tdn.layers.maxpool import Maxpool
 
 FLT_MAX = float(np.finfo(np.float32).max)
 
 
 def forward(node: Node, params: dict[str, np.ndarray], x: np.ndarray, sources: tuple[np.ndarray, ...]) -> np.ndarray:
     layer = node.layer
+    assert isinstance(layer, Maxpool)
     _, height, width = node.in_shape
     _, out_h, out_w = node.out_shape
     out = np.full((x.shape[0], x.shape[1], out_h, out_w), -FLT_MAX)
