@@ -7,7 +7,7 @@ of the layers before it: layer i (counting from 1) is allowed i times the tolera
 
 Why these numbers (measured worst cases in the README's "Checking backends agree"):
 - fp64: float64 arithmetic still sees float32 inputs, float32 folded batch-norm parameters
-  and a float32 result (the Backend contract): a few float32 roundings, ~3e-7 measured.
+  and a float32 result (the Backend contract): a few float32 roundings, 4e-7 measured.
 - fp32: float32 sums in any order, including Darknet's own sequential one over a softmax
   of a few thousand values (numpy-exact: 6e-5 measured).
 - tf32, fp16: products of operands rounded to 10 mantissa bits (2^-11 relative each).
