@@ -1,8 +1,9 @@
 """The plugin API: the hooks a tdn plugin may implement.
 
 A plugin is a module or object with functions marked ``@tdn.hookimpl``, published under
-the entry-point group ``tdn`` (see the README's plugin section). tdn's own backends are
-registered through these same hooks.
+the entry-point group ``tdn`` (the README's "Writing a backend plugin" has a worked example).
+tdn's own backends are registered through these same hooks. Every hook here has a section in
+that README and a ``test_hook_<name>`` in tests/test_plugin_api.py (a meta-test checks both).
 """
 
 from __future__ import annotations

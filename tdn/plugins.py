@@ -19,7 +19,7 @@ from tdn import hookspecs
 from tdn.backend import Backend
 from tdn.errors import BackendError
 
-BUILTIN_PLUGINS = ("tdn.backends.numpy", "tdn.backends.cuda")
+BUILTIN_PLUGINS = ("tdn.backends.numpy", "tdn.backends.cuda", "tdn.testing.reference")
 ENTRY_POINT_GROUP = "tdn"
 _NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
 

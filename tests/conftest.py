@@ -8,14 +8,20 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+import tdn.plugins
+from tdn.plugins import BackendRegistry
+
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("TDN_SHARED", REPO.parent / "shared")) / "darknet"
 REFERENCE = SHARED / "reference"
+CI_EXAMPLES = 300
 
 # Hypothesis loads its "ci" profile when CI is set; no deadlines, since first calls
 # compile kernels or warm caches.
 settings.register_profile("ci", settings.get_profile("ci"), deadline=None)
 settings.register_profile("dev", deadline=None, max_examples=50)
+# The property suite (tests/test_backends_agree.py) wants a few hundred examples per property in CI.
+settings.register_profile("ci", settings.get_profile("ci"), max_examples=CI_EXAMPLES)
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 
@@ -24,3 +30,27 @@ def shared() -> Path:
     """../shared/darknet; its absence is a failure, not a skip: CI always has it."""
     assert SHARED.is_dir(), f"expected the shared test data at {SHARED}"
     return SHARED
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_entry_points():
+    """Hermetic plugin loading: under pytest the process registry holds only tdn's built-in
+    plugins; a test that wants the installed third-party ones asks for `installed_backends`."""
+    real = tdn.plugins.make_plugin_manager
+    tdn.plugins.registry.cache_clear()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(tdn.plugins, "make_plugin_manager",
+                      lambda plugins=(), *, entry_points=False: real(plugins, entry_points=entry_points))
+        yield
+    tdn.plugins.registry.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def installed_backends() -> BackendRegistry:
+    """Built-in plugins and every plugin installed under the `tdn` entry-point group."""
+    return BackendRegistry(tdn.plugins.make_plugin_manager(entry_points=True))
+
+
+def hermetic_backends(*plugins: object) -> BackendRegistry:
+    """Built-in plugins and the given plugin objects, no entry points."""
+    return BackendRegistry(tdn.plugins.make_plugin_manager(plugins, entry_points=False))

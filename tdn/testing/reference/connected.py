@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from tdn.testing.reference.activation import activate
+from tdn.testing.reference.activations import ACTIVATIONS
 
 
 def forward(node, params, x, sources=()):
@@ -24,5 +24,5 @@ def forward(node, params, x, sources=()):
             if layer.batch_normalize:
                 root = math.sqrt(float(params["rolling_variance"][o]))
                 total = float(params["scales"][o]) * (total - float(params["rolling_mean"][o])) / (root + 1e-6)
-            out[b, o, 0, 0] = activate(total + float(params["biases"][o]), layer.activation)
-    return out
+            out[b, o, 0, 0] = total + float(params["biases"][o])
+    return ACTIVATIONS[layer.activation](out)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tdn.testing.reference.activation import activate
+from tdn.testing.reference.activations import ACTIVATIONS
 
 
 def forward(node, params, x, sources):
@@ -23,6 +23,4 @@ def forward(node, params, x, sources):
                 for i in range(min(w, w_add)):
                     y, z = j * sample, i * sample
                     out[b, k, y, z] = layer.alpha * out[b, k, y, z] + layer.beta * add[b, k, j * stride, i * stride]
-    for index in np.ndindex(out.shape):
-        out[index] = activate(out[index], layer.activation)
-    return out
+    return ACTIVATIONS[layer.activation](out)
