@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -387,6 +387,26 @@ class _Avgpool(_Step):
         np.mean(self.x, axis=(1, 2), dtype=np.float32, keepdims=True, out=self.out)
 
 
+class _AverageThenGemm(_Step):
+    """A linear 1x1 convolution and the global average pool after it, averaged first.
+
+    mean(W x + b) = W mean(x) + b: the matmul runs on one pixel instead of every pixel.
+    """
+
+    def __init__(self, conv: Node, params: LayerParams, pool: Node, n: int):
+        super().__init__((conv, pool), n)
+        self.matrix = np.ascontiguousarray(params["weights"].reshape(conv.out_shape[0], -1).T)  # (c, filters)
+        self.bias = params["biases"]
+        self.mean = np.empty((n, conv.in_shape[0]), np.float32)
+        self.buffers += [self.matrix, self.mean]
+
+    def run(self) -> None:
+        np.mean(self.x, axis=(1, 2), dtype=np.float32, out=self.mean)
+        out = self.out.reshape(self.n, -1)
+        np.matmul(self.mean, self.matrix, out=out)
+        np.add(out, self.bias, out=out)
+
+
 class _Softmax(_Step):
     def run(self) -> None:
         # Darknet's softmax runs over the CHW-ordered vector.
@@ -450,6 +470,11 @@ class Plan:
                 algorithm = (algorithms or {}).get(i) or choose_algorithm(node)
                 self.algorithms[i] = algorithm
                 following = nodes[i + 1] if i + 1 < len(nodes) else None
+                if (fuse and algorithm == "gemm" and node.layer.activation == "linear"
+                        and following is not None and following.kind == "avgpool"):
+                    self.steps.append(_AverageThenGemm(node, params[i], following, n))
+                    i += 2
+                    continue
                 pool = following if (fuse and following is not None and following.kind == "maxpool"
                                      and algorithm != "plain"
                                      and node.layer.activation in MONOTONIC) else None
@@ -526,14 +551,14 @@ class Plan:
         self._check(x)
         last = self.last_output
         result = np.empty((self.batch, last.shape[3], last.shape[1], last.shape[2]), np.float32)
-        starts = range(0, self.batch, self.chunk)
-        lanes = len(self.lanes)
+        # Lanes take the next chunk when they finish one: a lane slowed down by another process
+        # leaves more chunks to the others. (next() on a shared iterator is atomic under the GIL.)
+        starts = iter(range(0, self.batch, self.chunk))
         with _CONTROLLER.limit(limits=1 if self.threads > 1 else available_cores(), user_api="blas"):
-            _in_parallel([lambda lane=lane, k=k: lane._run_chunks(x, result, starts[k::lanes])
-                          for k, lane in enumerate(self.lanes)])
+            _in_parallel([lambda lane=lane: lane._run_chunks(x, result, starts) for lane in self.lanes])
         return result
 
-    def _run_chunks(self, x: np.ndarray, result: np.ndarray, starts: Sequence[int]) -> None:
+    def _run_chunks(self, x: np.ndarray, result: np.ndarray, starts: Iterator[int]) -> None:
         for start in starts:
             self._load(x[start:start + self.chunk])
             self._execute()
