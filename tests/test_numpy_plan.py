@@ -163,13 +163,13 @@ def test_blas_threads_never_exceed_the_cores_during_a_run(threads):
     graph, params = _network(8, 8)
     plan = Plan(graph, params, 1, threads=threads)
     seen = []
-    original = plan.steps[0].tasks[0]
+    original = plan.phases[0][0]
 
     def recording_task():
         seen.extend(info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas")
         return original()
 
-    plan.steps[0].tasks[0] = recording_task
+    plan.phases[0][0] = recording_task
     plan.run(_x(1, graph))
     assert seen and max(seen) <= available_cores()
     if threads > 1:  # the bands are the parallelism: each band's BLAS runs on its own thread only
@@ -206,15 +206,15 @@ def test_bands_and_lanes_match_the_plain_path(threads, batch):
 def test_a_failing_band_raises_its_own_error_and_the_plan_still_runs():
     graph, params = _network(16, 16)
     plan = Plan(graph, params, 1, threads=2)
-    original = plan.steps[0].tasks[1]
+    original = plan.phases[0][1]
 
     def failing():
         raise RuntimeError("band failed")
 
-    plan.steps[0].tasks[1] = failing
+    plan.phases[0][1] = failing
     with pytest.raises(RuntimeError, match="band failed"):
         plan.run(_x(1, graph))
-    plan.steps[0].tasks[1] = original
+    plan.phases[0][1] = original
     np.testing.assert_allclose(plan.run(_x(1, graph)), NumpyProgram(graph, params).run(_x(1, graph)),
                                rtol=PROBABILITY_RTOL, atol=PROBABILITY_ATOL)
 

@@ -18,8 +18,10 @@ Accuracy contract (tested): probabilities within 1e-4 relative of the plain `num
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -35,6 +37,8 @@ from tdn.graph import Graph, Node
 
 PLANNED_KINDS = frozenset({"convolutional", "maxpool", "avgpool", "softmax", "cost", "dropout"})
 ALGORITHMS = ("gemm", "im2col", "nchw", "winograd2", "winograd4", "plain")
+BANDS_PER_THREAD = 1  # row bands per thread at batch 1 (threads claim them as they finish)
+SPIN_SECONDS = 0.002  # how long a thread waiting for the others keeps its core
 CHUNK = 1  # images per pass: measured, more images per pass leave the caches and run slower
 # Activations that never decrease, so max(act(x + b)) = act(max(x) + b).
 MONOTONIC = frozenset({"linear", "leaky", "relu", "logistic", "loggy", "tanh", "elu", "relie",
@@ -196,19 +200,30 @@ class _Conv(_Step):
             return None
         return max(1, tile // pool.stride)
 
-    def bind(self, x: np.ndarray, out: np.ndarray, parts: int) -> None:
+    def bind(self, x: np.ndarray, out: np.ndarray, parts: int,
+             rows: list[tuple[int, int]] | None = None) -> None:
+        """As _Step.bind; `rows`: the output row bands to use instead (a 1x1 convolution only)."""
         self.x, self.out = x, out
         if self.algorithm == "plain":
             self.tasks = [self.run_plain]
             return
-        rows = out.shape[1]
         unit = self._granularity()
-        if unit is None:
-            bands = [(0, rows)]
+        if rows is not None:
+            if not self.follows_rows:
+                raise ValueError(f"layer {self.node.index}: only an unpooled 1x1 convolution takes given bands")
+            bands = rows
+        elif unit is None:
+            bands = [(0, out.shape[1])]
         else:
-            bands = [(a * unit, min(b * unit, rows)) for a, b in _split(-(-rows // unit), parts)]
+            bands = [(a * unit, min(b * unit, out.shape[1])) for a, b in _split(-(-out.shape[1] // unit), parts)]
+        self.row_bands = bands
         self.bands = [_ConvBand(self, q0, q1, len(bands) == 1) for q0, q1 in bands]
         self.tasks = [band.run for band in self.bands]
+
+    @property
+    def follows_rows(self) -> bool:
+        """True when output rows [q0, q1) read only input rows [q0, q1): any bands will do."""
+        return self.algorithm == "gemm" and self.pool is None
 
     def nbytes(self) -> int:
         return super().nbytes() + sum(b.nbytes() for b in getattr(self, "bands", ()))
@@ -415,6 +430,25 @@ class _Softmax(_Step):
         np.copyto(self.out, y.reshape(self.out.shape))
 
 
+def _wait(event: threading.Event) -> None:
+    """Wait for the other threads' last task of a phase: spin a while, then sleep.
+
+    A thread that sleeps gives its core away, and on a busy machine getting it back costs more
+    than the wait; sleep(0) lets the working threads take the GIL between their NumPy calls.
+    """
+    deadline = time.perf_counter() + SPIN_SECONDS
+    while not event.is_set() and time.perf_counter() < deadline:
+        time.sleep(0)
+    event.wait()
+
+
+def _chain(first: Callable[[], None], second: Callable[[], None]) -> Callable[[], None]:
+    def both() -> None:
+        first()
+        second()
+    return both
+
+
 def _worker_pool(workers: int) -> ThreadPoolExecutor:
     """The threads that run the bands after the first (the caller runs the first), shared by all plans."""
     global _POOL
@@ -448,15 +482,16 @@ class Plan:
     fuse: run max pools inside the preceding convolution (off when every layer's output is kept).
     threads: bands per step, run in parallel (default: the cores this process may use).
     chunk: images per pass (default: the largest divisor of batch up to CHUNK).
+    bands: row bands per step at batch 1 (default: threads x BANDS_PER_THREAD).
     """
 
     def __init__(self, graph: Graph, params: Sequence[LayerParams], batch: int,
                  algorithms: dict[int, str] | None = None, fuse: bool = True, threads: int | None = None,
-                 chunk: int | None = None):
+                 chunk: int | None = None, bands: int | None = None):
         self.graph, self.batch, self.fuse = graph, batch, fuse
         self.threads = threads or available_cores()
         # Bands split one image; lanes (below) take whole images when there are several.
-        self.parts = 1 if batch > 1 else self.threads
+        self.parts = 1 if batch > 1 else bands or (self.threads * BANDS_PER_THREAD if self.threads > 1 else 1)
         self.chunk = chunk or max(d for d in range(1, min(batch, CHUNK) + 1) if batch % d == 0)
         if batch % self.chunk:
             raise ValueError(f"chunk {self.chunk} does not divide batch {batch}")
@@ -505,11 +540,31 @@ class Plan:
                 step.buffers.append(target)
             step.bind(step.input, target, self.parts)
         self.last_output = self.steps[-1].out if self.steps else self.first_input
-        self._barrier = threading.Barrier(self.parts)
+        self.phases = self._phases()
         self.lanes = [self]
         if self.parts == 1 and self.threads > 1 and batch > self.chunk:
             self.lanes += [Plan(graph, params, self.chunk, algorithms, fuse, threads=1)
                            for _ in range(min(self.threads, batch // self.chunk) - 1)]
+
+    def _phases(self) -> list[list[Callable[[], None]]]:
+        """The steps' tasks grouped into phases, the threads meeting only between phases.
+
+        A 1x1 convolution after a banded one takes the same row bands, each band running right
+        after the band that wrote its rows; consecutive single-task steps run as one task.
+        """
+        phases: list[list[Callable[[], None]]] = []
+        previous: _Step | None = None
+        for step in self.steps:
+            if (self.parts > 1 and isinstance(step, _Conv) and step.follows_rows and isinstance(previous, _Conv)
+                    and len(getattr(previous, "row_bands", ())) > 1):
+                step.bind(step.x, step.out, self.parts, rows=previous.row_bands)
+                phases[-1] = [_chain(first, second) for first, second in zip(phases[-1], step.tasks, strict=True)]
+            elif phases and len(phases[-1]) == 1 and len(step.tasks) == 1:
+                phases[-1] = [_chain(phases[-1][0], step.tasks[0])]
+            else:
+                phases.append(list(step.tasks))
+            previous = step
+        return phases
 
     @property
     def nbytes(self) -> int:
@@ -517,27 +572,37 @@ class Plan:
         own = self.first_input.nbytes + sum(step.nbytes() for step in self.steps)
         return own + sum(lane.nbytes for lane in self.lanes[1:])
 
-    def _run_part(self, part: int) -> None:
+    def _run_part(self, claims: list[Iterator[int]], finished: list[Iterator[int]],
+                  done: list[threading.Event], failed: list[bool]) -> None:
+        # Each thread claims the next unclaimed task of the phase (next() on a shared counter is
+        # atomic under the GIL): a thread that another process holds up leaves its work to the others.
         try:
-            for step in self.steps:
-                if part < len(step.tasks):
-                    step.tasks[part]()
-                self._barrier.wait()
+            for phase, claim, count, phase_done in zip(self.phases, claims, finished, done, strict=True):
+                while (index := next(claim)) < len(phase):
+                    phase[index]()
+                    if next(count) == len(phase) - 1:
+                        phase_done.set()
+                _wait(phase_done)
+                if failed[0]:
+                    return
         except BaseException:
-            self._barrier.abort()
+            failed[0] = True
+            for event in done:
+                event.set()
             raise
 
     def _execute(self) -> None:
-        """Every step on the current chunk, the bands of each step on `threads` threads."""
+        """Every step on the current chunk, the bands of each phase on `threads` threads."""
         if self.parts == 1:
-            for step in self.steps:
-                for task in step.tasks:
+            for phase in self.phases:
+                for task in phase:
                     task()
             return
-        try:
-            _in_parallel([lambda part=part: self._run_part(part) for part in range(self.parts)])
-        finally:
-            self._barrier.reset()
+        claims = [itertools.count() for _ in self.phases]
+        finished = [itertools.count() for _ in self.phases]
+        done = [threading.Event() for _ in self.phases]
+        failed = [False]
+        _in_parallel([lambda: self._run_part(claims, finished, done, failed)] * self.threads)
 
     def _load(self, x: np.ndarray) -> None:
         np.copyto(self.first_input, x if self.first_layout == "nchw" else x.transpose(0, 2, 3, 1))
