@@ -38,6 +38,7 @@ from tdn.graph import Graph, Node
 PLANNED_KINDS = frozenset({"convolutional", "maxpool", "avgpool", "softmax", "cost", "dropout"})
 ALGORITHMS = ("gemm", "im2col", "nchw", "winograd2", "winograd4", "plain")
 BANDS_PER_THREAD = 1  # row bands per thread at batch 1 (threads claim them as they finish)
+MIN_BANDS = 2  # even on one thread: a band's intermediates stay in cache, measured 3-5% faster
 SPIN_SECONDS = 0.002  # how long a thread waiting for the others keeps its core
 CHUNK = 1  # images per pass: measured, more images per pass leave the caches and run slower
 # Activations that never decrease, so max(act(x + b)) = act(max(x) + b).
@@ -482,7 +483,7 @@ class Plan:
     fuse: run max pools inside the preceding convolution (off when every layer's output is kept).
     threads: bands per step, run in parallel (default: the cores this process may use).
     chunk: images per pass (default: the largest divisor of batch up to CHUNK).
-    bands: row bands per step at batch 1 (default: threads x BANDS_PER_THREAD).
+    bands: row bands per step (default: threads x BANDS_PER_THREAD at batch 1, at least MIN_BANDS).
     """
 
     def __init__(self, graph: Graph, params: Sequence[LayerParams], batch: int,
@@ -490,8 +491,10 @@ class Plan:
                  chunk: int | None = None, bands: int | None = None):
         self.graph, self.batch, self.fuse = graph, batch, fuse
         self.threads = threads or available_cores()
-        # Bands split one image; lanes (below) take whole images when there are several.
-        self.parts = 1 if batch > 1 else bands or (self.threads * BANDS_PER_THREAD if self.threads > 1 else 1)
+        # Bands split one image between the threads; lanes (below) take whole images when there are
+        # several, each lane's thread running its image's bands one after the other.
+        self.workers = self.threads if batch == 1 else 1
+        self.parts = bands or max(self.workers * BANDS_PER_THREAD, MIN_BANDS)
         self.chunk = chunk or max(d for d in range(1, min(batch, CHUNK) + 1) if batch % d == 0)
         if batch % self.chunk:
             raise ValueError(f"chunk {self.chunk} does not divide batch {batch}")
@@ -542,8 +545,8 @@ class Plan:
         self.last_output = self.steps[-1].out if self.steps else self.first_input
         self.phases = self._phases()
         self.lanes = [self]
-        if self.parts == 1 and self.threads > 1 and batch > self.chunk:
-            self.lanes += [Plan(graph, params, self.chunk, algorithms, fuse, threads=1)
+        if self.workers == 1 and self.threads > 1 and batch > self.chunk:
+            self.lanes += [Plan(graph, params, self.chunk, algorithms, fuse, threads=1, bands=bands)
                            for _ in range(min(self.threads, batch // self.chunk) - 1)]
 
     def _phases(self) -> list[list[Callable[[], None]]]:
@@ -593,7 +596,7 @@ class Plan:
 
     def _execute(self) -> None:
         """Every step on the current chunk, the bands of each phase on `threads` threads."""
-        if self.parts == 1:
+        if self.workers == 1:
             for phase in self.phases:
                 for task in phase:
                     task()
@@ -602,7 +605,7 @@ class Plan:
         finished = [itertools.count() for _ in self.phases]
         done = [threading.Event() for _ in self.phases]
         failed = [False]
-        _in_parallel([lambda: self._run_part(claims, finished, done, failed)] * self.threads)
+        _in_parallel([lambda: self._run_part(claims, finished, done, failed)] * self.workers)
 
     def _load(self, x: np.ndarray) -> None:
         np.copyto(self.first_input, x if self.first_layout == "nchw" else x.transpose(0, 2, 3, 1))
