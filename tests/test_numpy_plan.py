@@ -232,3 +232,55 @@ def test_tiny_darknet_224_probabilities_match_the_plain_path_at_batch_1_and_2(sh
     for batch in (1, 2):
         got = np.concatenate([Plan(graph, params, batch).run(x[i:i + batch]) for i in range(0, 2, batch)])
         np.testing.assert_allclose(got, want, rtol=PROBABILITY_RTOL, atol=PROBABILITY_ATOL)
+
+
+HEAD = """
+[net]
+channels=3
+height=12
+width=10
+
+[convolutional]
+filters=8
+size=3
+stride=1
+pad=1
+activation=leaky
+
+[convolutional]
+filters=6
+size=1
+stride=1
+activation={activation}
+
+[avgpool]
+
+[softmax]
+"""
+
+
+@pytest.mark.parametrize("activation", ["linear", "leaky"])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_a_linear_1x1_convolution_before_the_average_pool_runs_on_the_averaged_pixel(activation, batch):
+    graph = graph_from_text(HEAD.format(activation=activation))
+    params = fold_params(graph, random_params(graph, 3))
+    plan = Plan(graph, params, batch, threads=2)
+    # Averaging first is exact only for a linear activation: leaky keeps its own steps.
+    averaged = [step for step in plan.steps if [n.kind for n in step.nodes] == ["convolutional", "avgpool"]]
+    assert len(averaged) == (1 if activation == "linear" else 0)
+    x = _x(batch, graph)
+    np.testing.assert_allclose(plan.run(x), NumpyProgram(graph, params).run(x),
+                               rtol=PROBABILITY_RTOL, atol=PROBABILITY_ATOL)
+
+
+def test_a_1x1_convolution_runs_in_the_bands_of_the_layer_before_it():
+    graph, params = _network(20, 18)  # an even height: the 2x2 pool's windows tile the rows
+    plan = Plan(graph, params, 1, threads=2)
+    first, pointwise = plan.steps[0], plan.steps[1]  # 3x3 + max pool, then the 1x1
+    assert pointwise.nodes[0].layer.size == 1
+    assert pointwise.row_bands == first.row_bands and len(first.row_bands) > 1
+    assert len(plan.phases) < len(plan.steps)  # fewer meeting points than steps
+    assert len(plan.phases[0]) == len(first.row_bands)
+    x = _x(1, graph)
+    np.testing.assert_allclose(plan.run(x), NumpyProgram(graph, params).run(x),
+                               rtol=PROBABILITY_RTOL, atol=PROBABILITY_ATOL)
