@@ -193,8 +193,9 @@ def test_plan_rejects_another_input_shape():
 @pytest.mark.parametrize("threads", [1, 2, 3])
 @pytest.mark.parametrize("batch", [1, 3])
 def test_bands_and_lanes_match_the_plain_path(threads, batch):
-    # batch 1: each step's rows cut into `threads` bands; batch 3: whole images on `threads` lanes.
-    graph, params = _network(21, 18)
+    # batch 1: each step's rows cut into bands for `threads` threads; batch 3: whole images on
+    # `threads` lanes. 56 rows: the first layer's map is tall enough for the most bands.
+    graph, params = _network(56, 18)
     x = _x(batch, graph)
     plan = Plan(graph, params, batch, threads=threads)
     assert len(plan.lanes) == (min(threads, batch) if batch > 1 else 1)

@@ -42,6 +42,7 @@ PLANNED_KINDS = frozenset({"convolutional", "maxpool", "avgpool", "softmax", "co
 ALGORITHMS = ("gemm", "im2col", "nchw", "winograd2", "winograd4", "plain")
 BANDS_PER_THREAD = 2  # row bands per thread at batch 1: a thread that another process holds up leaves work to claim
 ROWS_PER_BAND = 64  # convolution output rows per band at most (the first layer: 4 bands, measured 20% faster)
+MIN_ROWS_PER_BAND = 8  # convolution output rows per band at least, except for one band per thread
 MIN_BANDS = 2  # even on one thread: a band's intermediates stay in cache, measured 3-5% faster
 SPIN_SECONDS = 0.002  # how long a thread waiting for the others keeps its core
 CHUNK = 1  # images per pass: measured, more images per pass leave the caches and run slower
@@ -546,7 +547,9 @@ class Plan:
             target = following.input if following is not None else np.empty((n, h, w, c), np.float32)
             if following is None:
                 step.buffers.append(target)
-            step.bind(step.input, target, self.parts)
+            # Short maps: one band per thread, the matmuls of thinner bands lose more than caches gain.
+            short = step.nodes[0].out_shape[1] < self.parts * MIN_ROWS_PER_BAND
+            step.bind(step.input, target, self.workers if short else self.parts)
         self.last_output = self.steps[-1].out if self.steps else self.first_input
         self.phases = self._phases()
         self.lanes = [self]
