@@ -90,9 +90,10 @@ def time_interleaved(systems: dict, x: np.ndarray, runs: int, min_seconds: float
     """Time every system on x in rounds (one call of each per round), so that all see the same load.
 
     A shared machine's load changes by the second; timing one system after another would give
-    each a different machine. Before each call, the threads of the previous one are left to
-    go idle (settle). Three untimed rounds first, then `runs` rounds or more until min_seconds
-    of timed calls have passed.
+    each a different machine. In a round each system, once the previous one's threads have gone
+    idle (settle), runs once untimed, to wake its own threads as a caller running it back to
+    back would find them, then once timed. Three untimed rounds first, then `runs` rounds or
+    more until min_seconds of timed calls have passed.
     """
     for _ in range(3):
         for function, _version in systems.values():
@@ -101,6 +102,7 @@ def time_interleaved(systems: dict, x: np.ndarray, runs: int, min_seconds: float
     while min(len(t) for t in times.values()) < runs or sum(map(sum, times.values())) < min_seconds:
         for name, (function, _version) in systems.items():
             settle()
+            function(x)
             begin = time.perf_counter()
             function(x)
             times[name].append(time.perf_counter() - begin)
