@@ -24,7 +24,6 @@ from __future__ import annotations
 import itertools
 import os
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -44,7 +43,6 @@ BANDS_PER_THREAD = 2  # row bands per thread at batch 1: a thread that another p
 ROWS_PER_BAND = 64  # convolution output rows per band at most (the first layer: 4 bands, measured 20% faster)
 MIN_ROWS_PER_BAND = 8  # convolution output rows per band at least, except for one band per thread
 MIN_BANDS = 2  # even on one thread: a band's intermediates stay in cache, measured 3-5% faster
-SPIN_SECONDS = 0.002  # how long a thread waiting for the others keeps its core
 CHUNK = 1  # images per pass: measured, more images per pass leave the caches and run slower
 # Activations that never decrease, so max(act(x + b)) = act(max(x) + b).
 MONOTONIC = frozenset({"linear", "leaky", "relu", "logistic", "loggy", "tanh", "elu", "relie",
@@ -438,18 +436,6 @@ class _Softmax(_Step):
         np.copyto(self.out, y.reshape(self.out.shape))
 
 
-def _wait(event: threading.Event) -> None:
-    """Wait for the other threads' last task of a phase: spin a while, then sleep.
-
-    A thread that sleeps gives its core away, and on a busy machine getting it back costs more
-    than the wait; sleep(0) lets the working threads take the GIL between their NumPy calls.
-    """
-    deadline = time.perf_counter() + SPIN_SECONDS
-    while not event.is_set() and time.perf_counter() < deadline:
-        time.sleep(0)
-    event.wait()
-
-
 def _chain(first: Callable[[], None], second: Callable[[], None]) -> Callable[[], None]:
     def both() -> None:
         first()
@@ -593,7 +579,7 @@ class Plan:
                     phase[index]()
                     if next(count) == len(phase) - 1:
                         phase_done.set()
-                _wait(phase_done)
+                phase_done.wait()
                 if failed[0]:
                     return
         except BaseException:
