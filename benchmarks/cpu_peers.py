@@ -2,7 +2,8 @@
 
 Peers: ONNX Runtime on tdn's own ONNX export, OpenCV DNN 4.x reading the Darknet files
 directly, and torch when a `torch` backend plugin is installed. Ratios are against ONNX
-Runtime measured in the same run, the systems timed in alternation (see time_interleaved).
+Runtime measured in the same run, the systems timed in alternation, each call after the
+previous system's threads have gone idle (see time_interleaved and settle).
 Each result has the median, interquartile range and minimum; peak_traced_mb is not measured
 here (null). OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE change which OpenBLAS
 kernel NumPy uses; when either is set, the script runs again in a child process without them.
@@ -71,20 +72,37 @@ def peers(cfg: Path, workdir: Path):
     return graph, found
 
 
+def settle(window: float = 0.005, limit: float = 0.25) -> None:
+    """Wait until this process's threads stop using the CPU (at most `limit` seconds).
+
+    ONNX Runtime's thread pool keeps a core busy spinning for about 40 ms after each call
+    (measured here); without this wait, the system timed next in the round runs beside it.
+    """
+    deadline = time.perf_counter() + limit
+    while time.perf_counter() < deadline:
+        before = time.process_time()
+        time.sleep(window)
+        if time.process_time() - before < 0.1 * window:
+            return
+
+
 def time_interleaved(systems: dict, x: np.ndarray, runs: int, min_seconds: float) -> list[Timing]:
     """Time every system on x in rounds (one call of each per round), so that all see the same load.
 
     A shared machine's load changes by the second; timing one system after another would give
-    each a different machine. Three untimed rounds first, then `runs` rounds or more until
-    min_seconds have passed.
+    each a different machine. In a round each system, once the previous one's threads have gone
+    idle (settle), runs once untimed, to wake its own threads as a caller running it back to
+    back would find them, then once timed. Three untimed rounds first, then `runs` rounds or
+    more until min_seconds of timed calls have passed.
     """
     for _ in range(3):
         for function, _version in systems.values():
             function(x)
     times: dict[str, list[float]] = {name: [] for name in systems}
-    start = time.perf_counter()
-    while min(len(t) for t in times.values()) < runs or time.perf_counter() - start < min_seconds:
+    while min(len(t) for t in times.values()) < runs or sum(map(sum, times.values())) < min_seconds:
         for name, (function, _version) in systems.items():
+            settle()
+            function(x)
             begin = time.perf_counter()
             function(x)
             times[name].append(time.perf_counter() - begin)

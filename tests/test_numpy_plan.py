@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from tdn.backends.numpy.backend import NumpyProgram
-from tdn.backends.numpy.plan import Plan, PlannedProgram, available_cores, choose_algorithm
+from tdn.backends.numpy.plan import BANDS_PER_THREAD, MIN_BANDS, Plan, PlannedProgram, available_cores, choose_algorithm
 from threadpoolctl import threadpool_info
 
 from tdn.graph import graph_from_text, load_graph
@@ -163,13 +163,13 @@ def test_blas_threads_never_exceed_the_cores_during_a_run(threads):
     graph, params = _network(8, 8)
     plan = Plan(graph, params, 1, threads=threads)
     seen = []
-    original = plan.steps[0].tasks[0]
+    original = plan.phases[0][0]
 
     def recording_task():
         seen.extend(info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas")
         return original()
 
-    plan.steps[0].tasks[0] = recording_task
+    plan.phases[0][0] = recording_task
     plan.run(_x(1, graph))
     assert seen and max(seen) <= available_cores()
     if threads > 1:  # the bands are the parallelism: each band's BLAS runs on its own thread only
@@ -193,12 +193,14 @@ def test_plan_rejects_another_input_shape():
 @pytest.mark.parametrize("threads", [1, 2, 3])
 @pytest.mark.parametrize("batch", [1, 3])
 def test_bands_and_lanes_match_the_plain_path(threads, batch):
-    # batch 1: each step's rows cut into `threads` bands; batch 3: whole images on `threads` lanes.
-    graph, params = _network(21, 18)
+    # batch 1: each step's rows cut into bands for `threads` threads; batch 3: whole images on
+    # `threads` lanes. 56 rows: the first layer's map is tall enough for the most bands.
+    graph, params = _network(56, 18)
     x = _x(batch, graph)
     plan = Plan(graph, params, batch, threads=threads)
     assert len(plan.lanes) == (min(threads, batch) if batch > 1 else 1)
-    assert max(len(step.tasks) for step in plan.steps) == (threads if batch == 1 else 1)
+    workers = threads if batch == 1 else 1  # each lane runs its image's bands on its own thread
+    assert max(len(step.tasks) for step in plan.steps) == max(workers * BANDS_PER_THREAD, MIN_BANDS)
     np.testing.assert_allclose(plan.run(x), NumpyProgram(graph, params).run(x),
                                rtol=PROBABILITY_RTOL, atol=PROBABILITY_ATOL)
 
@@ -206,15 +208,15 @@ def test_bands_and_lanes_match_the_plain_path(threads, batch):
 def test_a_failing_band_raises_its_own_error_and_the_plan_still_runs():
     graph, params = _network(16, 16)
     plan = Plan(graph, params, 1, threads=2)
-    original = plan.steps[0].tasks[1]
+    original = plan.phases[0][1]
 
     def failing():
         raise RuntimeError("band failed")
 
-    plan.steps[0].tasks[1] = failing
+    plan.phases[0][1] = failing
     with pytest.raises(RuntimeError, match="band failed"):
         plan.run(_x(1, graph))
-    plan.steps[0].tasks[1] = original
+    plan.phases[0][1] = original
     np.testing.assert_allclose(plan.run(_x(1, graph)), NumpyProgram(graph, params).run(_x(1, graph)),
                                rtol=PROBABILITY_RTOL, atol=PROBABILITY_ATOL)
 
@@ -231,3 +233,55 @@ def test_tiny_darknet_224_probabilities_match_the_plain_path_at_batch_1_and_2(sh
     for batch in (1, 2):
         got = np.concatenate([Plan(graph, params, batch).run(x[i:i + batch]) for i in range(0, 2, batch)])
         np.testing.assert_allclose(got, want, rtol=PROBABILITY_RTOL, atol=PROBABILITY_ATOL)
+
+
+HEAD = """
+[net]
+channels=3
+height=12
+width=10
+
+[convolutional]
+filters=8
+size=3
+stride=1
+pad=1
+activation=leaky
+
+[convolutional]
+filters=6
+size=1
+stride=1
+activation={activation}
+
+[avgpool]
+
+[softmax]
+"""
+
+
+@pytest.mark.parametrize("activation", ["linear", "leaky"])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_a_linear_1x1_convolution_before_the_average_pool_runs_on_the_averaged_pixel(activation, batch):
+    graph = graph_from_text(HEAD.format(activation=activation))
+    params = fold_params(graph, random_params(graph, 3))
+    plan = Plan(graph, params, batch, threads=2)
+    # Averaging first is exact only for a linear activation: leaky keeps its own steps.
+    averaged = [step for step in plan.steps if [n.kind for n in step.nodes] == ["convolutional", "avgpool"]]
+    assert len(averaged) == (1 if activation == "linear" else 0)
+    x = _x(batch, graph)
+    np.testing.assert_allclose(plan.run(x), NumpyProgram(graph, params).run(x),
+                               rtol=PROBABILITY_RTOL, atol=PROBABILITY_ATOL)
+
+
+def test_a_1x1_convolution_runs_in_the_bands_of_the_layer_before_it():
+    graph, params = _network(20, 18)  # an even height: the 2x2 pool's windows tile the rows
+    plan = Plan(graph, params, 1, threads=2)
+    first, pointwise = plan.steps[0], plan.steps[1]  # 3x3 + max pool, then the 1x1
+    assert pointwise.nodes[0].layer.size == 1
+    assert pointwise.row_bands == first.row_bands and len(first.row_bands) > 1
+    assert len(plan.phases) < len(plan.steps)  # fewer meeting points than steps
+    assert len(plan.phases[0]) == len(first.row_bands)
+    x = _x(1, graph)
+    np.testing.assert_allclose(plan.run(x), NumpyProgram(graph, params).run(x),
+                               rtol=PROBABILITY_RTOL, atol=PROBABILITY_ATOL)

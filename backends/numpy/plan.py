@@ -8,19 +8,23 @@ commute with max when the activation never decreases), so they touch a quarter o
 The first convolution reads the image in NCHW, where its im2col copies whole rows.
 
 Every core works, NumPy releasing the GIL, each thread's BLAS single-threaded: at batch 1
-each convolution's output rows are cut into one band per core, every band runs its whole
-pipeline (gather, matmuls, pool, bias, activation) on its own thread, and the threads meet
-at a barrier after each step; at batch > 1 each core runs whole images through its own copy
-of the plan (a lane). Images go one at a time so that every buffer stays in cache.
+each convolution's output rows are cut into bands (two per core), every band runs its whole
+pipeline (gather, matmuls, pool, bias, activation) as one task, the threads claim the tasks
+of a phase as they free up, and meet only between phases: a 1x1 convolution runs in the
+band of the layer before it, which wrote exactly its rows. At batch > 1 each core runs whole
+images through its own copy of the plan (a lane), taking the next image when it finishes one,
+band after band. Images go one at a time so that every buffer stays in cache. A linear 1x1
+convolution before the global average pool runs on the averaged pixel (both are linear).
 
 Accuracy contract (tested): probabilities within 1e-4 relative of the plain `numpy` path.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -35,6 +39,10 @@ from tdn.graph import Graph, Node
 
 PLANNED_KINDS = frozenset({"convolutional", "maxpool", "avgpool", "softmax", "cost", "dropout"})
 ALGORITHMS = ("gemm", "im2col", "nchw", "winograd2", "winograd4", "plain")
+BANDS_PER_THREAD = 2  # row bands per thread at batch 1: a thread that another process holds up leaves work to claim
+ROWS_PER_BAND = 64  # convolution output rows per band at most (the first layer: 4 bands, measured 20% faster)
+MIN_ROWS_PER_BAND = 8  # convolution output rows per band at least, except for one band per thread
+MIN_BANDS = 2  # even on one thread: a band's intermediates stay in cache, measured 3-5% faster
 CHUNK = 1  # images per pass: measured, more images per pass leave the caches and run slower
 # Activations that never decrease, so max(act(x + b)) = act(max(x) + b).
 MONOTONIC = frozenset({"linear", "leaky", "relu", "logistic", "loggy", "tanh", "elu", "relie",
@@ -196,19 +204,32 @@ class _Conv(_Step):
             return None
         return max(1, tile // pool.stride)
 
-    def bind(self, x: np.ndarray, out: np.ndarray, parts: int) -> None:
+    def bind(self, x: np.ndarray, out: np.ndarray, parts: int,
+             rows: list[tuple[int, int]] | None = None) -> None:
+        """As _Step.bind; `rows`: the output row bands to use instead (a 1x1 convolution only)."""
         self.x, self.out = x, out
         if self.algorithm == "plain":
             self.tasks = [self.run_plain]
             return
-        rows = out.shape[1]
         unit = self._granularity()
-        if unit is None:
-            bands = [(0, rows)]
+        if rows is not None:
+            if not self.follows_rows:
+                raise ValueError(f"layer {self.node.index}: only an unpooled 1x1 convolution takes given bands")
+            bands = rows
+        elif unit is None:
+            bands = [(0, out.shape[1])]
         else:
-            bands = [(a * unit, min(b * unit, rows)) for a, b in _split(-(-rows // unit), parts)]
+            # Tall maps get more bands than asked, so that each band's columns stay in cache.
+            parts = max(parts, -(-self.node.out_shape[1] // ROWS_PER_BAND))
+            bands = [(a * unit, min(b * unit, out.shape[1])) for a, b in _split(-(-out.shape[1] // unit), parts)]
+        self.row_bands = bands
         self.bands = [_ConvBand(self, q0, q1, len(bands) == 1) for q0, q1 in bands]
         self.tasks = [band.run for band in self.bands]
+
+    @property
+    def follows_rows(self) -> bool:
+        """True when output rows [q0, q1) read only input rows [q0, q1): any bands will do."""
+        return self.algorithm == "gemm" and self.pool is None
 
     def nbytes(self) -> int:
         return super().nbytes() + sum(b.nbytes() for b in getattr(self, "bands", ()))
@@ -284,11 +305,12 @@ class _ConvBand:
         return buffer.transpose(0, 2, 3, 1) if nchw else buffer
 
     def _fuse_winograd_epilogue(self, n: int, f: int, ow: int, pooled_rows: int) -> None:
-        """Fold the bias into the output transform's matmul, and a 2x2 pool into the tile reordering.
+        """Add the bias before the output transform, and fuse a 2x2 pool into the tile reordering.
 
-        The products get one more "position" holding the bias, the output transform a column of
-        ones, so its matmul adds the bias; a fused 2x2 pool reads the four parities of every tile
-        from the matmul's output directly instead of a reordered copy. (Stacking 0.1 x the
+        Column 1 of A^T is all ones (both tile sizes), so adding b to the products at tile position
+        (1, 1) adds b to every output of the tile: one add over 1/(m+2)^2 of the products instead
+        of a pass over the output. A fused 2x2 pool reads the four parities of every tile from the
+        output transform's result directly instead of a reordered copy. (Stacking 0.1 x the
         transform for leaky, to finish with one maximum, was measured slower.)
         """
         step, wg = self.step, self.winograd
@@ -297,14 +319,12 @@ class _ConvBand:
         if pool is not None and not (pool.size == pool.stride == 2 and pool.padding // 2 == 0 and self.scratch is None):
             self.epilogue = None  # another pool: the plain copy, then maxpool_nhwc
             return
-        transform = wg.output_transform
-        self.transform = np.hstack([transform, np.ones((m * m, 1), np.float32)])
-        self.products = np.empty((transform.shape[1] + 1, n * th * tw, f), np.float32)
-        self.products[-1] = step.bias  # the extra position: bias, times the column of ones
+        self.products = np.empty(((m + 2) ** 2, n * th * tw, f), np.float32)
+        self.bias_position = self.products[m + 3]  # position (1, 1) of the (m+2) x (m+2) tile
         self.outputs = np.empty((m * m, n * th * tw * f), np.float32)
         # (m, m, n, th, tw, f) -> (n, th, m, tw, m, f): tile order, lazily.
         self.tiled = self.outputs.reshape(m, m, n, th, tw, f).transpose(2, 3, 0, 4, 1, 5)
-        self.buffers += [self.transform, self.products, self.outputs]
+        self.buffers += [self.products, self.outputs]
         if pool is not None:
             self.epilogue = "pool"
             unused = self.pooled
@@ -319,8 +339,9 @@ class _ConvBand:
         step, wg = self.step, self.winograd
         if self.epilogue is None:
             return wg.run(step.bias)[:, :self.rows, :step.node.out_shape[2]]
-        wg.transformed_products(out=self.products[:-1])
-        np.matmul(self.transform, self.products.reshape(self.products.shape[0], -1), out=self.outputs)
+        wg.transformed_products(out=self.products)
+        np.add(self.bias_position, step.bias, out=self.bias_position)
+        wg.output_transform_into(self.products.reshape(self.products.shape[0], -1), self.outputs)
         n, th, m, tw, _, f = self.tiled.shape
         if self.epilogue == "copy":
             np.copyto(wg.result.reshape(n, th, m, tw, m, f), self.tiled)
@@ -387,12 +408,39 @@ class _Avgpool(_Step):
         np.mean(self.x, axis=(1, 2), dtype=np.float32, keepdims=True, out=self.out)
 
 
+class _AverageThenGemm(_Step):
+    """A linear 1x1 convolution and the global average pool after it, averaged first.
+
+    mean(W x + b) = W mean(x) + b: the matmul runs on one pixel instead of every pixel.
+    """
+
+    def __init__(self, conv: Node, params: LayerParams, pool: Node, n: int):
+        super().__init__((conv, pool), n)
+        self.matrix = np.ascontiguousarray(params["weights"].reshape(conv.out_shape[0], -1).T)  # (c, filters)
+        self.bias = params["biases"]
+        self.mean = np.empty((n, conv.in_shape[0]), np.float32)
+        self.buffers += [self.matrix, self.mean]
+
+    def run(self) -> None:
+        np.mean(self.x, axis=(1, 2), dtype=np.float32, out=self.mean)
+        out = self.out.reshape(self.n, -1)
+        np.matmul(self.mean, self.matrix, out=out)
+        np.add(out, self.bias, out=out)
+
+
 class _Softmax(_Step):
     def run(self) -> None:
         # Darknet's softmax runs over the CHW-ordered vector.
         nchw = np.ascontiguousarray(self.x.transpose(0, 3, 1, 2))
         y = softmax(nchw, self.nodes[0].layer)  # (n, chw, 1, 1), the same in NHWC
         np.copyto(self.out, y.reshape(self.out.shape))
+
+
+def _chain(first: Callable[[], None], second: Callable[[], None]) -> Callable[[], None]:
+    def both() -> None:
+        first()
+        second()
+    return both
 
 
 def _worker_pool(workers: int) -> ThreadPoolExecutor:
@@ -404,7 +452,7 @@ def _worker_pool(workers: int) -> ThreadPoolExecutor:
 
 
 def _in_parallel(functions: list[Callable[[], None]]) -> None:
-    """Call the first function here and the others on the worker pool; raise the first real failure."""
+    """Call the first function here and the others on the worker pool; raise the first failure."""
     futures = [_worker_pool(len(functions) - 1).submit(f) for f in functions[1:]] if len(functions) > 1 else []
     errors = []
     try:
@@ -417,8 +465,7 @@ def _in_parallel(functions: list[Callable[[], None]]) -> None:
         except BaseException as error:  # noqa: BLE001
             errors.append(error)
     if errors:
-        # A failing band breaks the barrier for the others: raise the failure, not the breakage.
-        raise next((e for e in errors if not isinstance(e, threading.BrokenBarrierError)), errors[0])
+        raise errors[0]  # a failing band stops the others without an error of their own (see _run_part)
 
 
 class Plan:
@@ -428,15 +475,18 @@ class Plan:
     fuse: run max pools inside the preceding convolution (off when every layer's output is kept).
     threads: bands per step, run in parallel (default: the cores this process may use).
     chunk: images per pass (default: the largest divisor of batch up to CHUNK).
+    bands: row bands per step (default: threads x BANDS_PER_THREAD at batch 1, at least MIN_BANDS).
     """
 
     def __init__(self, graph: Graph, params: Sequence[LayerParams], batch: int,
                  algorithms: dict[int, str] | None = None, fuse: bool = True, threads: int | None = None,
-                 chunk: int | None = None):
+                 chunk: int | None = None, bands: int | None = None):
         self.graph, self.batch, self.fuse = graph, batch, fuse
         self.threads = threads or available_cores()
-        # Bands split one image; lanes (below) take whole images when there are several.
-        self.parts = 1 if batch > 1 else self.threads
+        # Bands split one image between the threads; lanes (below) take whole images when there are
+        # several, each lane's thread running its image's bands one after the other.
+        self.workers = self.threads if batch == 1 else 1
+        self.parts = bands or max(self.workers * BANDS_PER_THREAD, MIN_BANDS)
         self.chunk = chunk or max(d for d in range(1, min(batch, CHUNK) + 1) if batch % d == 0)
         if batch % self.chunk:
             raise ValueError(f"chunk {self.chunk} does not divide batch {batch}")
@@ -450,6 +500,11 @@ class Plan:
                 algorithm = (algorithms or {}).get(i) or choose_algorithm(node)
                 self.algorithms[i] = algorithm
                 following = nodes[i + 1] if i + 1 < len(nodes) else None
+                if (fuse and algorithm == "gemm" and node.layer.activation == "linear"
+                        and following is not None and following.kind == "avgpool"):
+                    self.steps.append(_AverageThenGemm(node, params[i], following, n))
+                    i += 2
+                    continue
                 pool = following if (fuse and following is not None and following.kind == "maxpool"
                                      and algorithm != "plain"
                                      and node.layer.activation in MONOTONIC) else None
@@ -478,13 +533,35 @@ class Plan:
             target = following.input if following is not None else np.empty((n, h, w, c), np.float32)
             if following is None:
                 step.buffers.append(target)
-            step.bind(step.input, target, self.parts)
+            # Short maps: one band per thread, the matmuls of thinner bands lose more than caches gain.
+            short = step.nodes[0].out_shape[1] < self.parts * MIN_ROWS_PER_BAND
+            step.bind(step.input, target, self.workers if short else self.parts)
         self.last_output = self.steps[-1].out if self.steps else self.first_input
-        self._barrier = threading.Barrier(self.parts)
+        self.phases = self._phases()
         self.lanes = [self]
-        if self.parts == 1 and self.threads > 1 and batch > self.chunk:
-            self.lanes += [Plan(graph, params, self.chunk, algorithms, fuse, threads=1)
+        if self.workers == 1 and self.threads > 1 and batch > self.chunk:
+            self.lanes += [Plan(graph, params, self.chunk, algorithms, fuse, threads=1, bands=bands)
                            for _ in range(min(self.threads, batch // self.chunk) - 1)]
+
+    def _phases(self) -> list[list[Callable[[], None]]]:
+        """The steps' tasks grouped into phases, the threads meeting only between phases.
+
+        A 1x1 convolution after a banded one takes the same row bands, each band running right
+        after the band that wrote its rows; consecutive single-task steps run as one task.
+        """
+        phases: list[list[Callable[[], None]]] = []
+        previous: _Step | None = None
+        for step in self.steps:
+            if (self.parts > 1 and isinstance(step, _Conv) and step.follows_rows and isinstance(previous, _Conv)
+                    and len(getattr(previous, "row_bands", ())) > 1):
+                step.bind(step.x, step.out, self.parts, rows=previous.row_bands)
+                phases[-1] = [_chain(first, second) for first, second in zip(phases[-1], step.tasks, strict=True)]
+            elif phases and len(phases[-1]) == 1 and len(step.tasks) == 1:
+                phases[-1] = [_chain(phases[-1][0], step.tasks[0])]
+            else:
+                phases.append(list(step.tasks))
+            previous = step
+        return phases
 
     @property
     def nbytes(self) -> int:
@@ -492,27 +569,37 @@ class Plan:
         own = self.first_input.nbytes + sum(step.nbytes() for step in self.steps)
         return own + sum(lane.nbytes for lane in self.lanes[1:])
 
-    def _run_part(self, part: int) -> None:
+    def _run_part(self, claims: list[Iterator[int]], finished: list[Iterator[int]],
+                  done: list[threading.Event], failed: list[bool]) -> None:
+        # Each thread claims the next unclaimed task of the phase (next() on a shared counter is
+        # atomic under the GIL): a thread that another process holds up leaves its work to the others.
         try:
-            for step in self.steps:
-                if part < len(step.tasks):
-                    step.tasks[part]()
-                self._barrier.wait()
+            for phase, claim, count, phase_done in zip(self.phases, claims, finished, done, strict=True):
+                while (index := next(claim)) < len(phase):
+                    phase[index]()
+                    if next(count) == len(phase) - 1:
+                        phase_done.set()
+                phase_done.wait()
+                if failed[0]:
+                    return
         except BaseException:
-            self._barrier.abort()
+            failed[0] = True
+            for event in done:
+                event.set()
             raise
 
     def _execute(self) -> None:
-        """Every step on the current chunk, the bands of each step on `threads` threads."""
-        if self.parts == 1:
-            for step in self.steps:
-                for task in step.tasks:
+        """Every step on the current chunk, the bands of each phase on `threads` threads."""
+        if self.workers == 1:
+            for phase in self.phases:
+                for task in phase:
                     task()
             return
-        try:
-            _in_parallel([lambda part=part: self._run_part(part) for part in range(self.parts)])
-        finally:
-            self._barrier.reset()
+        claims = [itertools.count() for _ in self.phases]
+        finished = [itertools.count() for _ in self.phases]
+        done = [threading.Event() for _ in self.phases]
+        failed = [False]
+        _in_parallel([lambda: self._run_part(claims, finished, done, failed)] * self.workers)
 
     def _load(self, x: np.ndarray) -> None:
         np.copyto(self.first_input, x if self.first_layout == "nchw" else x.transpose(0, 2, 3, 1))
@@ -526,14 +613,14 @@ class Plan:
         self._check(x)
         last = self.last_output
         result = np.empty((self.batch, last.shape[3], last.shape[1], last.shape[2]), np.float32)
-        starts = range(0, self.batch, self.chunk)
-        lanes = len(self.lanes)
+        # Lanes take the next chunk when they finish one: a lane slowed down by another process
+        # leaves more chunks to the others. (next() on a shared iterator is atomic under the GIL.)
+        starts = iter(range(0, self.batch, self.chunk))
         with _CONTROLLER.limit(limits=1 if self.threads > 1 else available_cores(), user_api="blas"):
-            _in_parallel([lambda lane=lane, k=k: lane._run_chunks(x, result, starts[k::lanes])
-                          for k, lane in enumerate(self.lanes)])
+            _in_parallel([lambda lane=lane: lane._run_chunks(x, result, starts) for lane in self.lanes])
         return result
 
-    def _run_chunks(self, x: np.ndarray, result: np.ndarray, starts: Sequence[int]) -> None:
+    def _run_chunks(self, x: np.ndarray, result: np.ndarray, starts: Iterator[int]) -> None:
         for start in starts:
             self._load(x[start:start + self.chunk])
             self._execute()
