@@ -1,5 +1,6 @@
 // Darknet's max pool: window (oy*stride + offset, ox*stride + offset), size x size;
-// cells outside the input are skipped, so they never win the max.
+// cells outside the input are skipped, so they never win the max; a window holding none gives
+// -FLT_MAX, Darknet's starting value.
 extern "C" __global__ void maxpool(const float* __restrict__ x, float* __restrict__ y,
                                    int planes, int height, int width, int out_h, int out_w,
                                    int size, int stride, int offset) {
@@ -10,7 +11,7 @@ extern "C" __global__ void maxpool(const float* __restrict__ x, float* __restric
         int oy = (int)((i / out_w) % out_h);
         long long plane = i / ((long long)out_w * out_h);
         const float* src = x + plane * height * width;
-        float best = __int_as_float(0xff800000);  // -inf
+        float best = -3.402823466e+38f;  // -FLT_MAX
         for (int ky = 0; ky < size; ++ky) {
             int iy = oy * stride + offset + ky;
             if (iy < 0 || iy >= height) continue;

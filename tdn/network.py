@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -14,6 +15,8 @@ from tdn.graph import Graph, load_graph
 from tdn.image import ImageLike
 from tdn.plugins import registry
 from tdn.weights import RawParams, fold_params, read_weights
+
+PROGRAMS_KEPT = 8
 
 
 class Network:
@@ -30,7 +33,7 @@ class Network:
         self.backend = backend
         self.precision = precision
         self.params: list[LayerParams] = fold_params(graph, params) if backend.folded_batchnorm else params
-        self._programs: dict[tuple[int, int, int], Program] = {}
+        self._programs: OrderedDict[tuple[int, int, int], Program] = OrderedDict()
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -41,12 +44,18 @@ class Network:
         return self.graph.classes
 
     def program(self, batch: int, height: int, width: int) -> Program:
-        """The backend's program for this batch and input size, built once and kept
-        (tdn.graph.ResizeError for a size other than the cfg's where Darknet cannot resize)."""
+        """The backend's program for this batch and input size, built once and kept while it
+        is among the PROGRAMS_KEPT most recently used (resize_min over photos of many sizes
+        would otherwise keep a program, with its buffers, for every size seen).
+        tdn.graph.ResizeError for a size other than the cfg's where Darknet cannot resize."""
         key = (batch, height, width)
-        if key not in self._programs:
+        if key in self._programs:
+            self._programs.move_to_end(key)
+        else:
             graph = self.graph.resized(height, width)
             self._programs[key] = self.backend.prepare(graph, self.params, batch, self.precision)
+            if len(self._programs) > PROGRAMS_KEPT:
+                self._programs.popitem(last=False)
         return self._programs[key]
 
     def _batch(self, x: np.ndarray) -> np.ndarray:

@@ -39,6 +39,17 @@ def test_backends_agree(prop: Property):
     prop.check()
 
 
+@pytest.mark.parametrize("name", [name for name in AVAILABLE if "maxpool" in INSTALLED.get(name).layer_kinds])
+def test_a_max_pool_window_wholly_in_the_padding_is_minus_flt_max(name):
+    # 2 cells, padding 4 (2 before): of the 6 one-cell windows, the first two and last two hold none.
+    graph = graph_from_text("[net]\nchannels=1\nheight=2\nwidth=2\n\n[maxpool]\nsize=1\nstride=1\npadding=4\n")
+    x = np.array([[[[1.0, -2.0], [3.0, -4.0]]]], np.float32)
+    out = INSTALLED.get(name).prepare(graph, [{}], 1, INSTALLED.get(name).precisions[0]).run(x)
+    expected = np.full((1, 1, 6, 6), -np.finfo(np.float32).max, np.float32)
+    expected[0, 0, 2:4, 2:4] = x[0, 0]
+    np.testing.assert_array_equal(out, expected)
+
+
 def test_every_layer_kind_has_a_strategy():
     assert set(LAYER_STRATEGIES) == set(LAYER_KINDS)
 

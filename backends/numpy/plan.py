@@ -82,7 +82,7 @@ def maxpool_nhwc(x: np.ndarray, size: int, stride: int, padding: int, out: np.nd
     _, oh, ow, _ = out.shape
     if scratch is not None:
         before = padding // 2
-        scratch.fill(-np.inf)
+        scratch.fill(np.finfo(np.float32).min)  # -FLT_MAX: Darknet's empty-window value
         rows, cols = min(h, scratch.shape[1] - before), min(w, scratch.shape[2] - before)
         scratch[:, before:before + rows, before:before + cols] = x[:, :rows, :cols]
         x = scratch
@@ -95,7 +95,7 @@ def maxpool_nhwc(x: np.ndarray, size: int, stride: int, padding: int, out: np.nd
 
 
 def _pool_scratch(n: int, in_shape, node: Node) -> np.ndarray | None:
-    """A -inf padded copy of the input, needed only when a window leaves the input."""
+    """A -FLT_MAX padded copy of the input, needed only when a window leaves the input."""
     layer = node.layer
     c, h, w = in_shape
     _, oh, ow = node.out_shape

@@ -1,4 +1,5 @@
-"""Darknet's max pool (out-of-range cells never win) and global average pool."""
+"""Darknet's max pool (out-of-range cells never win; a window holding none gives -FLT_MAX, the
+value Darknet starts from) and global average pool."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ def maxpool(x: np.ndarray, layer: Maxpool, out_h: int, out_w: int) -> np.ndarray
     after_h = max(0, (out_h - 1) * s + k - before - h)
     after_w = max(0, (out_w - 1) * s + k - before - w)
     padded = np.pad(x, ((0, 0), (0, 0), (before, after_h), (before, after_w)),
-                    constant_values=-np.inf)
+                    constant_values=np.finfo(np.float32).min)
     windows = sliding_window_view(padded, (k, k), axis=(2, 3))[:, :, ::s, ::s][:, :, :out_h, :out_w]
     return windows.max(axis=(4, 5))
 

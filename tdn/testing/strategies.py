@@ -79,8 +79,9 @@ def maxpool(draw, shapes: tuple[Shape, ...]) -> str:
     stride = draw(maybe(st.integers(1, 4)))
     size = draw(maybe(st.integers(1, 5)))
     actual_size = size or stride or 1
-    # Windows wholly in the padding are -FLT_MAX in Darknet, an edge no network uses and
-    # backends need not copy; every other geometry the parser accepts is drawn.
+    # Windows wholly in the padding give -FLT_MAX (Darknet's starting value), which overflows
+    # whatever follows: tests/test_backends_agree.py checks that edge once; every other
+    # geometry the parser accepts is drawn.
     paddings = [p for p in range(0, 2 * actual_size + 1)
                 if min(height, width) + p >= actual_size
                 and all(windows_touch_input(n, actual_size, stride or 1, p) for n in (height, width))]

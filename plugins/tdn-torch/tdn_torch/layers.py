@@ -28,14 +28,15 @@ def convolutional(node: Node, params: Params, x: torch.Tensor, sources: Sources)
 
 def maxpool(node: Node, params: Params, x: torch.Tensor, sources: Sources) -> torch.Tensor:
     # Darknet starts the first window padding/2 cells before the input and lets cells outside
-    # never win: pad with -inf, padding/2 before and whatever the last window needs after.
+    # never win (a window holding none gives -FLT_MAX): pad with -FLT_MAX, padding/2 before and
+    # whatever the last window needs after.
     layer = node.layer
     _, height, width = node.in_shape
     _, out_h, out_w = node.out_shape
     before = layer.padding // 2
     after_h = max(0, (out_h - 1) * layer.stride + layer.size - before - height)
     after_w = max(0, (out_w - 1) * layer.stride + layer.size - before - width)
-    padded = functional.pad(x, (before, after_w, before, after_h), value=float("-inf"))
+    padded = functional.pad(x, (before, after_w, before, after_h), value=torch.finfo(torch.float32).min)
     return functional.max_pool2d(padded, layer.size, layer.stride)[:, :, :out_h, :out_w]
 
 
