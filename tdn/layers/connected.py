@@ -18,7 +18,7 @@ import numpy as np
 from tdn.activations import ACTIVATIONS
 from tdn.cfg import Section
 from tdn.layers.base import Layer, Shape, Source
-from tdn.layers.convolutional import fold_batchnorm
+from tdn.layers.convolutional import fold_layer_batchnorm
 
 
 @dataclass(frozen=True)
@@ -51,11 +51,7 @@ class Connected(Layer):
         return layout
 
     def fold(self, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        if not self.batch_normalize:
-            return {"weights": raw["weights"], "biases": raw["biases"]}
-        weights, biases = fold_batchnorm(raw["weights"], raw["biases"], raw["scales"],
-                                         raw["rolling_mean"], raw["rolling_variance"])
-        return {"weights": weights, "biases": biases}
+        return fold_layer_batchnorm(raw, self.batch_normalize)
 
     def describe(self, in_shape: Shape, out_shape: Shape, sources: tuple[Source, ...] = ()) -> str:
         # Darknet's table gives a connected layer no BFLOPs figure (its `ops` count does).

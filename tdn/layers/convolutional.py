@@ -26,6 +26,15 @@ def fold_batchnorm(weights: np.ndarray, biases: np.ndarray, scales: np.ndarray,
     return folded.astype(np.float32), (biases - mean * factor).astype(np.float32)
 
 
+def fold_layer_batchnorm(raw: dict[str, np.ndarray], batch_normalize: bool) -> dict[str, np.ndarray]:
+    """A convolutional or connected layer's arrays as stored -> its weights and biases."""
+    if not batch_normalize:
+        return {"weights": raw["weights"], "biases": raw["biases"]}
+    weights, biases = fold_batchnorm(raw["weights"], raw["biases"], raw["scales"],
+                                     raw["rolling_mean"], raw["rolling_variance"])
+    return {"weights": weights, "biases": biases}
+
+
 @dataclass(frozen=True)
 class Convolutional(Layer):
     kind = "convolutional"
@@ -81,11 +90,7 @@ class Convolutional(Layer):
         return layout
 
     def fold(self, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        if not self.batch_normalize:
-            return {"weights": raw["weights"], "biases": raw["biases"]}
-        weights, biases = fold_batchnorm(raw["weights"], raw["biases"], raw["scales"],
-                                         raw["rolling_mean"], raw["rolling_variance"])
-        return {"weights": weights, "biases": biases}
+        return fold_layer_batchnorm(raw, self.batch_normalize)
 
     def describe(self, in_shape: Shape, out_shape: Shape, sources: tuple[Source, ...] = ()) -> str:
         c, h, w = in_shape
