@@ -75,8 +75,9 @@ def test_summary_and_backends(capsys):
     assert "   19 conv   1000  1 x 1 / 1    19 x  14 x 128   ->    19 x  14 x1000  0.068 BFLOPs" in out
     assert "    0 conv     16  3 x 3 / 1   298 x 224 x   3   ->   298 x 224 x  16  0.058 BFLOPs" in out
     assert main(["backends"]) == 0
-    states = {line.split()[0]: line.split()[1] for line in capsys.readouterr().out.splitlines()}
-    assert states["numpy"] == states["numpy-exact"] == "available"
+    rows = {line.split()[0]: line.split()[1:3] for line in capsys.readouterr().out.splitlines()}
+    assert rows["numpy"] == rows["numpy-exact"] == ["available", "fp32"]
+    assert rows["cuda"][1] == "fp32,tf32,fp16" and rows["reference"] == ["available", "fp64"]
 
 
 def run_tdn(*args):

@@ -1,4 +1,4 @@
-"""tdn backends: every registered backend, whether it can run here, and why not."""
+"""tdn backends: every registered backend, its precisions, whether it can run here, and why not."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from tdn.plugins import registry
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("backends", help="list backends and whether they are available",
                                    description="List every backend that tdn and its plugins "
-                                               "register, with availability and the reason.")
+                                               "register: the precisions it offers (the first is "
+                                               "its default), whether it can run here, and why not.")
     parser.set_defaults(run=run)
 
 
@@ -23,5 +24,6 @@ def run(args: argparse.Namespace) -> int:
         reason = backend.unavailable_reason()
         state = "available" if reason is None else "unavailable"
         detail = backend.description if reason is None else reason
-        print(f"{name:<{width}}  {state:<11}  {detail}  [plugin {entry.plugin}]")
+        precisions = ",".join(backend.precisions)
+        print(f"{name:<{width}}  {state:<11}  {precisions:<14}  {detail}  [plugin {entry.plugin}]")
     return 0
