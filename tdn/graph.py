@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TypeVar
 
 from tdn.cfg import Section, parse_cfg_text, read_cfg, warn_unused
 from tdn.errors import CfgError
 from tdn.layers import DARKNET_ONLY_KINDS, LAYER_KINDS, SECTION_ALIASES, Layer, Shape, ShapeError, Source
 from tdn.layers.net import NetOptions
+
+LayerKind = TypeVar("LayerKind", bound=Layer)
 
 SUMMARY_HEADER = "layer     filters    size              input                output"
 
@@ -33,6 +36,12 @@ class Node:
     @property
     def kind(self) -> str:
         return self.layer.kind
+
+    def layer_as(self, cls: type[LayerKind]) -> LayerKind:
+        """The layer as the class its kind names, for code that has already dispatched on the kind."""
+        if not isinstance(self.layer, cls):
+            raise TypeError(f"{self.where}: layer {self.index} is [{self.kind}], not [{cls.kind}]")
+        return self.layer
 
     def sources_with_shapes(self, nodes: tuple[Node, ...]) -> tuple[Source, ...]:
         return tuple((index, nodes[index].out_shape) for index in self.sources)

@@ -14,6 +14,9 @@ import numpy as np
 from tdn.backend import LayerParams
 from tdn.errors import TdnError
 from tdn.graph import Graph, Node
+from tdn.layers.convolutional import Convolutional
+from tdn.layers.maxpool import Maxpool
+from tdn.layers.softmax import Softmax
 
 # Darknet activation -> (ONNX operator, attributes); linear needs no node.
 ONNX_ACTIVATIONS = {
@@ -41,13 +44,14 @@ def _import_onnx():
 def _layer_nodes(node: Node, params: LayerParams, x: str, helper, numpy_helper,
                  initializers: list) -> tuple[list, str]:
     """The ONNX nodes computing one tdn layer from tensor x, and the name of its output."""
-    layer, name = node.layer, f"layer{node.index}"
+    name = f"layer{node.index}"
     if node.kind == "convolutional":
-        w, b = f"{name}.weights", f"{name}.biases"
-        initializers += [numpy_helper.from_array(params["weights"].astype(np.float32), w),
-                         numpy_helper.from_array(params["biases"].astype(np.float32), b)]
+        layer = node.layer_as(Convolutional)
+        weights, biases = f"{name}.weights", f"{name}.biases"
+        initializers += [numpy_helper.from_array(params["weights"].astype(np.float32), weights),
+                         numpy_helper.from_array(params["biases"].astype(np.float32), biases)]
         p, k = layer.padding, layer.size
-        conv = helper.make_node("Conv", [x, w, b], [f"{name}.conv"], kernel_shape=[k, k],
+        conv = helper.make_node("Conv", [x, weights, biases], [f"{name}.conv"], kernel_shape=[k, k],
                                 strides=[layer.stride] * 2, pads=[p, p, p, p], group=layer.groups)
         if layer.activation == "linear":
             conv.output[0] = name
@@ -58,9 +62,10 @@ def _layer_nodes(node: Node, params: LayerParams, x: str, helper, numpy_helper,
         op, attributes = ONNX_ACTIVATIONS[layer.activation]
         return [conv, helper.make_node(op, [f"{name}.conv"], [name], **attributes)], name
     if node.kind == "maxpool":
+        pool = node.layer_as(Maxpool)
         _, h, w = node.in_shape
         _, oh, ow = node.out_shape
-        k, s, before = layer.size, layer.stride, layer.padding // 2
+        k, s, before = pool.size, pool.stride, pool.padding // 2
         # Darknet's window starts at -padding/2; ONNX pads with cells that never win the max.
         after_h = max(0, (oh - 1) * s + k - before - h)
         after_w = max(0, (ow - 1) * s + k - before - w)
@@ -69,14 +74,15 @@ def _layer_nodes(node: Node, params: LayerParams, x: str, helper, numpy_helper,
     if node.kind == "avgpool":
         return [helper.make_node("GlobalAveragePool", [x], [name])], name
     if node.kind == "softmax":
+        softmax = node.layer_as(Softmax)
         shape, back = f"{name}.groups_shape", f"{name}.out_shape"
-        initializers += [numpy_helper.from_array(np.array([0, layer.groups, -1], np.int64), shape),
+        initializers += [numpy_helper.from_array(np.array([0, softmax.groups, -1], np.int64), shape),
                          numpy_helper.from_array(np.array([0, -1, 1, 1], np.int64), back)]
         nodes = [helper.make_node("Reshape", [x, shape], [f"{name}.groups"])]
         scaled = f"{name}.groups"
-        if layer.temperature != 1.0:
+        if softmax.temperature != 1.0:
             t = f"{name}.inverse_temperature"
-            initializers.append(numpy_helper.from_array(np.array(1.0 / layer.temperature, np.float32), t))
+            initializers.append(numpy_helper.from_array(np.array(1.0 / softmax.temperature, np.float32), t))
             nodes.append(helper.make_node("Mul", [scaled, t], [f"{name}.scaled"]))
             scaled = f"{name}.scaled"
         nodes += [helper.make_node("Softmax", [scaled], [f"{name}.softmax"], axis=-1),
@@ -95,7 +101,8 @@ def to_onnx(graph: Graph, params: Sequence[LayerParams]):
         raise ExportError(f"{graph.source}: layer type(s) {', '.join(unsupported)} have no ONNX export")
     c, h, w = graph.input_shape
     oc, oh, ow = graph.output_shape
-    nodes, initializers, x = [], [], "input"
+    nodes, x = [], "input"
+    initializers: list[TensorProto] = []
     for node, layer_params in zip(graph.nodes, params, strict=False):
         new_nodes, x = _layer_nodes(node, layer_params, x, helper, numpy_helper, initializers)
         nodes += new_nodes

@@ -11,7 +11,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import IO
 
 from tdn.errors import TdnError
 
@@ -31,7 +31,7 @@ def label(index: int, names: list[str] | None) -> str:
 
 
 def write_result(result: Result, names: list[str] | None, fmt: str,
-                 out: TextIO | None = None, err: TextIO | None = None) -> None:
+                 out: IO[str] | None = None, err: IO[str] | None = None) -> None:
     out, err = out or sys.stdout, err or sys.stderr
     if fmt == "darknet":
         # The 2016 `darknet classifier predict`, as on the Tiny Darknet page.
@@ -67,13 +67,13 @@ def _jsonl_record(result: Result, names: list[str] | None) -> dict:
                     for rank, (index, p) in enumerate(result.top, start=1)]}
 
 
-def write_header(fmt: str, out: TextIO = sys.stdout) -> None:
+def write_header(fmt: str, out: IO[str] = sys.stdout) -> None:
     """What a format prints before the first result: the CSV column names."""
     if fmt == "csv":
         csv.writer(out, lineterminator="\n").writerow(CSV_HEADER)
 
 
-def write_skipped(image: str, error: str, fmt: str, out: TextIO = sys.stdout) -> None:
+def write_skipped(image: str, error: str, fmt: str, out: IO[str] = sys.stdout) -> None:
     """jsonl and csv keep a record of each skipped image, so their rows match the input;
     the Darknet formats and json print nothing (the CLI reports skips on stderr)."""
     if fmt == "jsonl":
@@ -83,7 +83,7 @@ def write_skipped(image: str, error: str, fmt: str, out: TextIO = sys.stdout) ->
 
 
 @contextlib.contextmanager
-def atomic_output(path: str | Path | None) -> Iterator[TextIO]:
+def atomic_output(path: str | Path | None) -> Iterator[IO[str]]:
     """stdout when path is None; otherwise a temporary file beside `path` that replaces it
     only when the block succeeds, so readers never see half a result file."""
     if path is None:

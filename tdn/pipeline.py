@@ -113,6 +113,13 @@ class _Prepared:
     x: np.ndarray | None
     error: str | None
 
+    @property
+    def input(self) -> np.ndarray:
+        """x of an image that was read: batches() groups only those."""
+        if self.x is None:
+            raise ValueError(f"{self.source} has no input: {self.error}")
+        return self.x
+
 
 def _prepare(index: int, image: ImageLike, width: int, height: int, mode: str) -> _Prepared:
     source = describe(image, index)
@@ -158,7 +165,7 @@ def batches(items: Iterable[_Prepared], batch: int) -> Iterator[list[_Prepared]]
     its own group of one, so it is reported in its place."""
     group: list[_Prepared] = []
     for item in items:
-        if item.x is None or (group and (len(group) == batch or item.x.shape != group[0].x.shape)):
+        if item.x is None or (group and (len(group) == batch or item.x.shape != group[0].input.shape)):
             if group:
                 yield group
             group = []
@@ -191,7 +198,7 @@ def predict_batches(predict: Callable[[np.ndarray], np.ndarray], images: Iterabl
             yield Prediction(group[0].index, group[0].source, None, group[0].error)
             continue
         start = time.perf_counter()
-        out = np.asarray(predict(np.stack([item.x for item in group])), dtype=np.float32)
+        out = np.asarray(predict(np.stack([item.input for item in group])), dtype=np.float32)
         seconds = (time.perf_counter() - start) / len(group)
         for item, probabilities in zip(group, out.reshape(len(group), -1), strict=True):
             yield Prediction(item.index, item.source, probabilities, None, seconds)

@@ -38,9 +38,10 @@ class Classifier:
                                                     workers=self.workers, strict=False))
         # An unreadable image keeps its row: NaN probabilities and the reason in `error`.
         missing = np.full(self.net.classes, np.nan, np.float32)
+        rows = [p.probabilities if p.probabilities is not None else missing for p in predictions]
         return {
             "path": np.array(paths, dtype=object),
-            "probabilities": np.stack([p.probabilities if p.ok else missing for p in predictions]),
+            "probabilities": np.stack(rows),
             "error": np.array([p.error or "" for p in predictions], dtype=object),
         }
 

@@ -21,6 +21,7 @@ Accuracy contract (tested): probabilities within 1e-4 relative of the plain `num
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import threading
@@ -36,6 +37,8 @@ from threadpoolctl import ThreadpoolController
 
 from tdn.backend import LayerParams, Program
 from tdn.graph import Graph, Node
+from tdn.layers.convolutional import Convolutional
+from tdn.layers.maxpool import Maxpool
 
 PLANNED_KINDS = frozenset({"convolutional", "maxpool", "avgpool", "softmax", "cost", "dropout"})
 ALGORITHMS = ("gemm", "im2col", "nchw", "winograd2", "winograd4", "plain")
@@ -59,7 +62,7 @@ def available_cores() -> int:
 
 def choose_algorithm(node: Node) -> str:
     """The convolution algorithm for a node, by shape (measured on Tiny Darknet's layers)."""
-    layer = node.layer
+    layer = node.layer_as(Convolutional)
     channels, _, _ = node.in_shape
     _, out_h, out_w = node.out_shape
     if layer.groups != 1:
@@ -96,7 +99,7 @@ def maxpool_nhwc(x: np.ndarray, size: int, stride: int, padding: int, out: np.nd
 
 def _pool_scratch(n: int, in_shape, node: Node) -> np.ndarray | None:
     """A -FLT_MAX padded copy of the input, needed only when a window leaves the input."""
-    layer = node.layer
+    layer = node.layer_as(Maxpool)
     c, h, w = in_shape
     _, oh, ow = node.out_shape
     need_h, need_w = (oh - 1) * layer.stride + layer.size, (ow - 1) * layer.stride + layer.size
@@ -140,6 +143,7 @@ class _Step:
 
 def _activate_into(y: np.ndarray, name: str, out: np.ndarray, temp: np.ndarray | None) -> None:
     if name == "leaky":
+        assert temp is not None  # a leaky activation's band allocates temp
         np.multiply(y, np.float32(0.1), out=temp)
         np.maximum(y, temp, out=out)
     elif name == "relu":
@@ -155,7 +159,7 @@ class _Conv(_Step):
 
     def __init__(self, node: Node, params: LayerParams, n: int, algorithm: str, pool: Node | None):
         super().__init__((node,) if pool is None else (node, pool), n)
-        layer = node.layer
+        self.layer = layer = node.layer_as(Convolutional)
         c, h, w = node.in_shape
         f, oh, ow = node.out_shape
         k, p, s = layer.size, layer.padding, layer.stride
@@ -197,7 +201,7 @@ class _Conv(_Step):
         tile = self.m if self.algorithm.startswith("winograd") else 1  # conv rows computed together
         if self.pool is None:
             return tile
-        pool = self.pool.layer
+        pool = self.pool.layer_as(Maxpool)
         # Bands that share no conv row: windows that tile the rows, inside the input, whole tiles.
         if (pool.size != pool.stride or pool.padding // 2 or tile % pool.stride and tile != 1
                 or _pool_scratch(self.n, self.node.out_shape, self.pool) is not None):
@@ -236,7 +240,7 @@ class _Conv(_Step):
 
     def run_plain(self) -> None:
         # Grouped convolutions: the NCHW path computes bias and activation itself.
-        layer = self.node.layer
+        layer = self.layer
         _, oh, ow = self.node.out_shape
         nchw = np.ascontiguousarray(self.x.transpose(0, 3, 1, 2))
         np.copyto(self.out, convolve(nchw, layer, self.weights, self.bias, oh, ow).transpose(0, 2, 3, 1))
@@ -247,7 +251,7 @@ class _ConvBand:
 
     def __init__(self, step: _Conv, q0: int, q1: int, whole: bool):
         self.step = step
-        layer, n = step.node.layer, step.n
+        layer, n = step.layer, step.n
         c = step.node.in_shape[0]
         f, oh, ow = step.node.out_shape
         k, s = layer.size, layer.stride
@@ -257,7 +261,8 @@ class _ConvBand:
         elif whole:
             r0, r1 = 0, oh
         else:
-            r0, r1 = q0 * step.pool.layer.stride, q1 * step.pool.layer.stride
+            pool_stride = step.pool.layer_as(Maxpool).stride
+            r0, r1 = q0 * pool_stride, q1 * pool_stride
         self.rows = r1 - r0
         if step.algorithm == "gemm":
             self.x = step.x[:, r0:r1].reshape(n, -1, c)
@@ -292,7 +297,7 @@ class _ConvBand:
             self.buffers += [self.scratch] if self.scratch is not None else []
         self.out = step.out[:, q0:q1]
         self.temp = None
-        if step.node.layer.activation == "leaky":
+        if step.layer.activation == "leaky":
             self.temp = self._nhwc_buffer(self.out.shape, nchw)
         if step.algorithm.startswith("winograd"):
             self._fuse_winograd_epilogue(n, f, ow, q1 - q0)
@@ -315,7 +320,7 @@ class _ConvBand:
         """
         step, wg = self.step, self.winograd
         m, th, tw = wg.m, wg.tiles_h, wg.tiles_w
-        pool = step.pool.layer if step.pool is not None else None
+        pool = step.pool.layer_as(Maxpool) if step.pool is not None else None
         if pool is not None and not (pool.size == pool.stride == 2 and pool.padding // 2 == 0 and self.scratch is None):
             self.epilogue = None  # another pool: the plain copy, then maxpool_nhwc
             return
@@ -362,10 +367,10 @@ class _ConvBand:
         if step.algorithm.startswith("winograd"):
             y = self._run_winograd()
             if self.epilogue is None and step.pool is not None:
-                pool = step.pool.layer
+                pool = step.pool.layer_as(Maxpool)
                 maxpool_nhwc(y, pool.size, pool.stride, pool.padding, self.pooled, self.scratch)
                 y = self.pooled
-            _activate_into(y, step.node.layer.activation, self.out, self.temp)
+            _activate_into(y, step.layer.activation, self.out, self.temp)
             return
         if step.algorithm == "gemm":
             np.matmul(self.x, step.matrix, out=self.raw.reshape(self.x.shape[0], -1, self.raw.shape[-1]))
@@ -384,12 +389,12 @@ class _ConvBand:
         else:
             y = self.winograd.run(step.bias)[:, :self.rows, :step.node.out_shape[2]]
         if step.pool is not None:
-            pool = step.pool.layer
+            pool = step.pool.layer_as(Maxpool)
             maxpool_nhwc(y, pool.size, pool.stride, pool.padding, self.pooled, self.scratch)
             y = self.pooled
         if not step.algorithm.startswith("winograd"):  # Winograd adds the bias in its last copy
             np.add(y, step.bias, out=y)
-        _activate_into(y, step.node.layer.activation, self.out, self.temp)
+        _activate_into(y, step.layer.activation, self.out, self.temp)
 
 
 class _Maxpool(_Step):
@@ -399,7 +404,7 @@ class _Maxpool(_Step):
         self.buffers += [self.scratch] if self.scratch is not None else []
 
     def run(self) -> None:
-        layer = self.nodes[0].layer
+        layer = self.nodes[0].layer_as(Maxpool)
         maxpool_nhwc(self.x, layer.size, layer.stride, layer.padding, self.out, self.scratch)
 
 
@@ -500,14 +505,15 @@ class Plan:
                 algorithm = (algorithms or {}).get(i) or choose_algorithm(node)
                 self.algorithms[i] = algorithm
                 following = nodes[i + 1] if i + 1 < len(nodes) else None
-                if (fuse and algorithm == "gemm" and node.layer.activation == "linear"
+                activation = node.layer_as(Convolutional).activation
+                if (fuse and algorithm == "gemm" and activation == "linear"
                         and following is not None and following.kind == "avgpool"):
                     self.steps.append(_AverageThenGemm(node, params[i], following, n))
                     i += 2
                     continue
                 pool = following if (fuse and following is not None and following.kind == "maxpool"
                                      and algorithm != "plain"
-                                     and node.layer.activation in MONOTONIC) else None
+                                     and activation in MONOTONIC) else None
                 self.steps.append(_Conv(node, params[i], n, algorithm, pool))
                 i += 1 if pool is None else 2
                 continue
@@ -521,20 +527,26 @@ class Plan:
             i += 1
         # Each step writes where the next one reads; a reader that does not care gets a new buffer.
         c, h, w = graph.input_shape
-        self.first_input = self.steps[0].input if self.steps else np.empty((n, h, w, c), np.float32)
-        if self.first_input is None:
-            self.first_input = self.steps[0].input = np.empty((n, h, w, c), np.float32)
+        first_input = self.steps[0].input if self.steps else None
+        if first_input is None:
+            first_input = np.empty((n, h, w, c), np.float32)
+            if self.steps:
+                self.steps[0].input = first_input
+        self.first_input: np.ndarray = first_input
         self.first_layout = self.steps[0].layout if self.steps else "nhwc"
-        for step, following in zip(self.steps, self.steps[1:] + [None], strict=False):
+        for step, reader in zip(self.steps, self.steps[1:] + [None], strict=False):
             c, h, w = step.nodes[-1].out_shape
-            if following is not None and following.input is None:
-                following.input = np.empty((n, h, w, c), np.float32)
-                following.buffers.append(following.input)
-            target = following.input if following is not None else np.empty((n, h, w, c), np.float32)
-            if following is None:
+            if reader is None:
+                target = np.empty((n, h, w, c), np.float32)
                 step.buffers.append(target)
+            else:
+                if reader.input is None:
+                    reader.input = np.empty((n, h, w, c), np.float32)
+                    reader.buffers.append(reader.input)
+                target = reader.input
             # Short maps: one band per thread, the matmuls of thinner bands lose more than caches gain.
             short = step.nodes[0].out_shape[1] < self.parts * MIN_ROWS_PER_BAND
+            assert step.input is not None  # set above: first_input, or the previous step's target
             step.bind(step.input, target, self.workers if short else self.parts)
         self.last_output = self.steps[-1].out if self.steps else self.first_input
         self.phases = self._phases()
@@ -569,7 +581,7 @@ class Plan:
         own = self.first_input.nbytes + sum(step.nbytes() for step in self.steps)
         return own + sum(lane.nbytes for lane in self.lanes[1:])
 
-    def _run_part(self, claims: list[Iterator[int]], finished: list[Iterator[int]],
+    def _run_part(self, claims: Sequence[Iterator[int]], finished: Sequence[Iterator[int]],
                   done: list[threading.Event], failed: list[bool]) -> None:
         # Each thread claims the next unclaimed task of the phase (next() on a shared counter is
         # atomic under the GIL): a thread that another process holds up leaves its work to the others.
@@ -617,7 +629,7 @@ class Plan:
         # leaves more chunks to the others. (next() on a shared iterator is atomic under the GIL.)
         starts = iter(range(0, self.batch, self.chunk))
         with _CONTROLLER.limit(limits=1 if self.threads > 1 else available_cores(), user_api="blas"):
-            _in_parallel([lambda lane=lane: lane._run_chunks(x, result, starts) for lane in self.lanes])
+            _in_parallel([functools.partial(lane._run_chunks, x, result, starts) for lane in self.lanes])
         return result
 
     def _run_chunks(self, x: np.ndarray, result: np.ndarray, starts: Iterator[int]) -> None:

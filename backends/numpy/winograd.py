@@ -113,6 +113,7 @@ class Winograd3x3:
         """A^T P A for every tile and filter: products (a*a, X) -> out (m*m, X), position-major."""
         m, a = self.m, self.m + 2
         if self.separable:
+            assert self._half is not None  # allocated for the separable transforms
             np.matmul(self.at, products.reshape(a, -1), out=self._half)
             np.matmul(self.at, self._half.reshape(m, a, -1), out=out.reshape(m, m, -1))
         else:

@@ -108,7 +108,8 @@ def run(args: argparse.Namespace) -> int:
     with atomic_output(args.output) as out, progress(len(paths), args.batch) as bar:
         write_header(args.format, out)
         for prediction in net.predict_batches(paths, args.batch, args.resize, args.workers, args.strict):
-            if prediction.ok:
+            if prediction.error is None:
+                assert prediction.probabilities is not None  # exactly one of the two is set
                 classified += 1
                 result = Result(prediction.source, prediction.seconds,
                                 top_k(prediction.probabilities, top))

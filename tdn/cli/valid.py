@@ -86,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
                                           args.workers, args.strict)
         for prediction in predictions:
             if prediction.ok:
+                assert prediction.probabilities is not None  # ok: the error is unset, the probabilities set
                 tally.add(labelled[prediction.index][1], prediction.probabilities)
             else:
                 skipped += 1
