@@ -67,13 +67,13 @@ def _jsonl_record(result: Result, names: list[str] | None) -> dict:
                     for rank, (index, p) in enumerate(result.top, start=1)]}
 
 
-def write_header(fmt: str, out: IO[str] = sys.stdout) -> None:
+def write_header(fmt: str, out: IO[str]) -> None:
     """What a format prints before the first result: the CSV column names."""
     if fmt == "csv":
         csv.writer(out, lineterminator="\n").writerow(CSV_HEADER)
 
 
-def write_skipped(image: str, error: str, fmt: str, out: IO[str] = sys.stdout) -> None:
+def write_skipped(image: str, error: str, fmt: str, out: IO[str]) -> None:
     """jsonl and csv keep a record of each skipped image, so their rows match the input;
     the Darknet formats and json print nothing (the CLI reports skips on stderr)."""
     if fmt == "jsonl":
