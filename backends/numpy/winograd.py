@@ -12,6 +12,8 @@ about one more decimal digit, still far inside the backend's 1e-4 bound on proba
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
@@ -51,10 +53,13 @@ class Winograd3x3:
 
     A caller that splits a layer into bands of tile rows passes each band its rows of a shared
     padded input (`padded_input`) and the kernel transformed once (`kernel`, from transform_kernel).
+    `allocate` (shape -> float32 array) gives the working buffers, e.g. from memory that layers
+    running one after another share (default: new arrays).
     """
 
     def __init__(self, weights: np.ndarray, n: int, h: int, w: int, m: int, *,
-                 padded_input: np.ndarray | None = None, kernel: np.ndarray | None = None):
+                 padded_input: np.ndarray | None = None, kernel: np.ndarray | None = None,
+                 allocate: Callable[[tuple[int, ...]], np.ndarray] | None = None):
         bt, _, at = (np.array(t, np.float64) for t in _TRANSFORMS[m])
         filters, c = weights.shape[:2]
         a = m + 2
@@ -74,12 +79,13 @@ class Winograd3x3:
         elif padded_input.shape != shape:
             raise ValueError(f"padded_input has shape {padded_input.shape}, this layer reads {shape}")
         self.padded_input = padded_input
-        self._tiles = np.empty((a * a, tiles * c), np.float32)
-        self._transformed = np.empty((a * a, tiles * c), np.float32)
-        self._products = np.empty((a * a, tiles, filters), np.float32)
-        self._half = np.empty((m, a * tiles * filters), np.float32) if self.separable else None
-        self._output = np.empty((m * m, tiles * filters), np.float32)
-        self.result = np.empty((n, self.tiles_h * m, self.tiles_w * m, filters), np.float32)
+        new = allocate or (lambda shape: np.empty(shape, np.float32))
+        self._tiles = new((a * a, tiles * c))
+        self._transformed = new((a * a, tiles * c))
+        self._products = new((a * a, tiles, filters))
+        self._half = new((m, a * tiles * filters)) if self.separable else None
+        self._output = new((m * m, tiles * filters))
+        self.result = new((n, self.tiles_h * m, self.tiles_w * m, filters))
 
     @property
     def buffers(self) -> list[np.ndarray]:
