@@ -356,37 +356,38 @@ class _ConvBand:
         if pool is not None and not (pool.size == pool.stride == 2 and pool.padding // 2 == 0 and self.scratch is None):
             self.epilogue = None  # another pool: the plain copy, then maxpool_nhwc
             return
-        self.products = wg._products
-        self.bias_position = self.products[m + 3]  # position (1, 1) of the (m+2) x (m+2) tile
-        self.outputs = wg._output
+        self.bias_position = wg._products[m + 3]  # position (1, 1) of the (m+2) x (m+2) tile
         # (m, m, n, th, tw, f) -> (n, th, m, tw, m, f): tile order, lazily.
-        self.tiled = self.outputs.reshape(m, m, n, th, tw, f).transpose(2, 3, 0, 4, 1, 5)
+        self.tiled = wg._output.reshape(m, m, n, th, tw, f).transpose(2, 3, 0, 4, 1, 5)
         if pool is not None:
             self.epilogue = "pool"
             self.pooled = self.take((n, th * m // 2, tw * m // 2, f))  # whole tiles
-            self.pooled_rows = pooled_rows
+            self.pooled_valid = self.pooled[:, :pooled_rows, :self.out.shape[2]]
+            self.pooled_tiled = self.pooled.reshape(n, th, m // 2, tw, m // 2, f)
+            quads = self.tiled.reshape(n, th, m // 2, 2, tw, m // 2, 2, f)
+            self.quads = [quads[:, :, :, i, :, :, j] for i in range(2) for j in range(2)]
         else:
             self.epilogue = "copy"
+            self.result_tiled = wg.result.reshape(n, th, m, tw, m, f)
+            self.result = wg.result[:, :self.rows, :ow]
 
     def _run_winograd(self) -> np.ndarray:
         """The convolution plus bias, pooled when fused."""
         step, wg = self.step, self.winograd
         if self.epilogue is None:
             return wg.run(step.bias)[:, :self.rows, :step.node.out_shape[2]]
-        wg.transformed_products(out=self.products)
+        wg.transformed_products()
         np.add(self.bias_position, step.bias, out=self.bias_position)
-        wg.output_transform_into(self.products.reshape(self.products.shape[0], -1), self.outputs)
-        n, th, m, tw, _, f = self.tiled.shape
+        wg.transform_output()
         if self.epilogue == "copy":
-            np.copyto(wg.result.reshape(n, th, m, tw, m, f), self.tiled)
-            return wg.result[:, :self.rows, :step.node.out_shape[2]]
+            np.copyto(self.result_tiled, self.tiled)
+            return self.result
         # The 2x2 pool on the tile-ordered view: the four (row, column) parities, pooled in place.
-        quads = self.tiled.reshape(n, th, m // 2, 2, tw, m // 2, 2, f)
-        pooled = self.pooled.reshape(n, th, m // 2, tw, m // 2, f)
-        np.maximum(quads[:, :, :, 0, :, :, 0], quads[:, :, :, 0, :, :, 1], out=pooled)
-        np.maximum(pooled, quads[:, :, :, 1, :, :, 0], out=pooled)
-        np.maximum(pooled, quads[:, :, :, 1, :, :, 1], out=pooled)
-        return self.pooled[:, :self.pooled_rows, :self.out.shape[2]]
+        pooled, (q00, q01, q10, q11) = self.pooled_tiled, self.quads
+        np.maximum(q00, q01, out=pooled)
+        np.maximum(pooled, q10, out=pooled)
+        np.maximum(pooled, q11, out=pooled)
+        return self.pooled_valid
 
     def run(self) -> None:
         step = self.step

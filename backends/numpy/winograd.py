@@ -86,6 +86,22 @@ class Winograd3x3:
         self._half = new((m, a * tiles * filters)) if self.separable else None
         self._output = new((m * m, tiles * filters))
         self.result = new((n, self.tiles_h * m, self.tiles_w * m, filters))
+        # Every run's views, made once: building them costs microseconds per call, per band.
+        th, tw = self.tiles_h, self.tiles_w
+        sn, sh, sw, sc = padded_input.strides
+        # Overlapping (a x a) tiles at stride m, gathered tile position first.
+        self._windows = as_strided(padded_input, (a, a, n, th, tw, c), (sh, sw, sn, m * sh, m * sw, sc),
+                                   writeable=False)
+        self._tiles_gathered = self._tiles.reshape(a, a, n, th, tw, c)
+        self._tiles_rows, self._tiles_grid = self._tiles.reshape(a, -1), self._tiles.reshape(a, a, -1)
+        self._transformed_rows = self._transformed.reshape(a, -1)
+        self._transformed_grid = self._transformed.reshape(a, a, -1)
+        transformed = self._tiles if self.separable else self._transformed
+        self._product_inputs = transformed.reshape(a * a, -1, c)
+        self._products_rows = self._products.reshape(a, -1)
+        self._products_flat = self._products.reshape(a * a, -1)
+        self._half_grid = self._half.reshape(m, a, -1) if self._half is not None else None
+        self._output_grid = self._output.reshape(m, m, -1)
 
     @property
     def buffers(self) -> list[np.ndarray]:
@@ -97,22 +113,14 @@ class Winograd3x3:
 
         Written into `out` when given (a caller that does its own output transform).
         """
-        m, n, c, th, tw = self.m, self.n, self.c, self.tiles_h, self.tiles_w
-        a = m + 2
-        x = self.padded_input
-        sn, sh, sw, sc = x.strides
-        # Overlapping (a x a) tiles at stride m, gathered tile position first.
-        windows = as_strided(x, (a, a, n, th, tw, c), (sh, sw, sn, m * sh, m * sw, sc), writeable=False)
-        np.copyto(self._tiles.reshape(a, a, n, th, tw, c), windows)
+        np.copyto(self._tiles_gathered, self._windows)
         if self.separable:  # B^T along the tile rows, then along the columns, back into _tiles
-            np.matmul(self.bt, self._tiles.reshape(a, -1), out=self._transformed.reshape(a, -1))
-            np.matmul(self.bt, self._transformed.reshape(a, a, -1), out=self._tiles.reshape(a, a, -1))
-            transformed = self._tiles
+            np.matmul(self.bt, self._tiles_rows, out=self._transformed_rows)
+            np.matmul(self.bt, self._transformed_grid, out=self._tiles_grid)
         else:
             np.matmul(self.input_transform, self._tiles, out=self._transformed)
-            transformed = self._transformed
         out = self._products if out is None else out
-        np.matmul(transformed.reshape(a * a, -1, c), self.kernel, out=out)
+        np.matmul(self._product_inputs, self.kernel, out=out)
         return out
 
     def output_transform_into(self, products: np.ndarray, out: np.ndarray) -> None:
@@ -124,6 +132,15 @@ class Winograd3x3:
             np.matmul(self.at, self._half.reshape(m, a, -1), out=out.reshape(m, m, -1))
         else:
             np.matmul(self.output_transform, products, out=out)
+
+    def transform_output(self) -> np.ndarray:
+        """output_transform_into from this layer's products to its (m*m, tiles*filters) output buffer."""
+        if self._half_grid is not None:
+            np.matmul(self.at, self._products_rows, out=self._half)
+            np.matmul(self.at, self._half_grid, out=self._output_grid)
+        else:
+            np.matmul(self.output_transform, self._products_flat, out=self._output)
+        return self._output
 
     def run(self, bias: np.ndarray) -> np.ndarray:
         m, n, th, tw = self.m, self.n, self.tiles_h, self.tiles_w
