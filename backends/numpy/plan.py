@@ -218,7 +218,7 @@ class _Conv(_Step):
         elif algorithm == "nchw":
             if node.index != 0:
                 raise ValueError(f"layer {node.index}: nchw reads the image, only the first layer can use it")
-            self.matrix = np.ascontiguousarray(self.weights.reshape(f, -1))  # (filters, c*k*k)
+            self.matrix = np.ascontiguousarray(self.weights.reshape(f, -1).T)  # (c*k*k, filters)
             self.padded = np.zeros((n, c, rows, cols), np.float32)
             self.input, self.layout = self.padded[:, :, p:p + h, p:p + w], "nchw"
             self.buffers += [self.matrix]
@@ -311,23 +311,32 @@ class _ConvBand:
             self.columns = take((n, self.rows, ow, k * k, c))
             self.raw = take((n, self.rows, ow, f))
         elif step.algorithm == "nchw":
-            self.windows = [step.padded[:, :, r0 * s + i:(r1 - 1) * s + i + 1:s, j:(ow - 1) * s + j + 1:s]
-                            for i in range(k) for j in range(k)]
+            # Columns copied as whole image rows, (c*k*k, pixels); the matmul reads them transposed
+            # and writes NHWC, so that pool, bias and activation run on contiguous pixels.
             self.columns = take((n, c, k * k, self.rows, ow))
-            raw = take((n, f, self.rows, ow))
-            self.raw_flat, self.raw = raw.reshape(n, f, -1), raw.transpose(0, 2, 3, 1)
+            self.copies = [(self.columns[:, :, i * k + j],
+                            step.padded[:, :, r0 * s + i:(r1 - 1) * s + i + 1:s, j:(ow - 1) * s + j + 1:s])
+                           for i in range(k) for j in range(k)]
+            self.columns_t = self.columns.reshape(n, c * k * k, -1).transpose(0, 2, 1)
+            self.raw = take((n, self.rows, ow, f))
         else:
             m = step.m
             t0, t1 = r0 // m, -(-r1 // m)
             self.winograd = Winograd3x3(step.weights, n, (t1 - t0) * m, ow, m, allocate=take,
                                         padded_input=step.padded[:, t0 * m:t1 * m + 2], kernel=step.kernel)
-        # After an NCHW matmul, pool and bias stay in NCHW (NHWC views of it) until the activation.
-        nchw = step.algorithm == "nchw"
+        nchw = False
         self.scratch = None
+        self.row_pairs: np.ndarray | None = None
         if step.pool is not None:
             self.pooled = self._nhwc_buffer((n, q1 - q0, step.out.shape[2], f), nchw)
             if whole:
                 self.scratch = _pool_scratch(n, step.node.out_shape, step.pool, take)
+            pool = step.pool.layer_as(Maxpool)
+            if (not step.algorithm.startswith("winograd") and self.scratch is None and pool.size == pool.stride == 2
+                    and 2 * (q1 - q0) <= self.rows and 2 * step.out.shape[2] <= ow):
+                # A 2x2 pool as rows then columns: the row pairs are whole contiguous rows, and the
+                # column pairs whole pixels (measured 1.6x faster than the four strided windows).
+                self.row_pairs = take((n, q1 - q0, ow, f))
         self.out = step.out[:, q0:q1]
         self.temp = None
         if step.layer.activation == "leaky":
@@ -409,13 +418,19 @@ class _ConvBand:
             np.matmul(columns, step.matrix, out=self.raw.reshape(columns.shape[0], -1))
             y = self.raw
         elif step.algorithm == "nchw":
-            for index, window in enumerate(self.windows):
-                np.copyto(self.columns[:, :, index], window)
-            np.matmul(step.matrix, self.columns.reshape(step.n, step.matrix.shape[1], -1), out=self.raw_flat)
+            for column, window in self.copies:
+                np.copyto(column, window)
+            np.matmul(self.columns_t, step.matrix, out=self.raw.reshape(step.n, -1, step.matrix.shape[1]))
             y = self.raw
         else:
             y = self.winograd.run(step.bias)[:, :self.rows, :step.node.out_shape[2]]
-        if step.pool is not None:
+        if self.row_pairs is not None:
+            pairs, pooled = self.row_pairs, self.pooled
+            rows, cols = 2 * pooled.shape[1], 2 * pooled.shape[2]
+            np.maximum(y[:, 0:rows:2], y[:, 1:rows:2], out=pairs)
+            np.maximum(pairs[:, :, 0:cols:2], pairs[:, :, 1:cols:2], out=pooled)
+            y = pooled
+        elif step.pool is not None:
             pool = step.pool.layer_as(Maxpool)
             maxpool_nhwc(y, pool.size, pool.stride, pool.padding, self.pooled, self.scratch)
             y = self.pooled
