@@ -324,11 +324,10 @@ class _ConvBand:
             t0, t1 = r0 // m, -(-r1 // m)
             self.winograd = Winograd3x3(step.weights, n, (t1 - t0) * m, ow, m, allocate=take,
                                         padded_input=step.padded[:, t0 * m:t1 * m + 2], kernel=step.kernel)
-        nchw = False
         self.scratch = None
         self.row_pairs: np.ndarray | None = None
         if step.pool is not None:
-            self.pooled = self._nhwc_buffer((n, q1 - q0, step.out.shape[2], f), nchw)
+            self.pooled = take((n, q1 - q0, step.out.shape[2], f))
             if whole:
                 self.scratch = _pool_scratch(n, step.node.out_shape, step.pool, take)
             pool = step.pool.layer_as(Maxpool)
@@ -340,15 +339,9 @@ class _ConvBand:
         self.out = step.out[:, q0:q1]
         self.temp = None
         if step.layer.activation == "leaky":
-            self.temp = self._nhwc_buffer(self.out.shape, nchw)
+            self.temp = take(self.out.shape)
         if step.algorithm.startswith("winograd"):
             self._fuse_winograd_epilogue(n, f, ow, q1 - q0)
-
-    def _nhwc_buffer(self, shape: tuple[int, ...], nchw: bool) -> np.ndarray:
-        """A new (n, h, w, c) buffer, stored NCHW when `nchw` (then a transposed view)."""
-        n, h, w, c = shape
-        buffer = self.take((n, c, h, w) if nchw else shape)
-        return buffer.transpose(0, 2, 3, 1) if nchw else buffer
 
     def _fuse_winograd_epilogue(self, n: int, f: int, ow: int, pooled_rows: int) -> None:
         """Add the bias before the output transform, and fuse a 2x2 pool into the tile reordering.
