@@ -342,6 +342,12 @@ class _ConvBand:
             self.temp = take(self.out.shape)
         if step.algorithm.startswith("winograd"):
             self._fuse_winograd_epilogue(n, f, ow, q1 - q0)
+        else:
+            # The bias repeated along a whole row of pixels: NumPy's inner loop then runs the row,
+            # not one pixel's channels (measured 2-3x faster with 16 filters).
+            y = self.pooled if step.pool is not None else self.raw
+            self.bias_rows = y.reshape(-1, y.shape[2] * f)
+            self.bias_row = np.tile(step.bias, y.shape[2])
 
     def _fuse_winograd_epilogue(self, n: int, f: int, ow: int, pooled_rows: int) -> None:
         """Add the bias before the output transform, and fuse a 2x2 pool into the tile reordering.
@@ -427,8 +433,7 @@ class _ConvBand:
             pool = step.pool.layer_as(Maxpool)
             maxpool_nhwc(y, pool.size, pool.stride, pool.padding, self.pooled, self.scratch)
             y = self.pooled
-        if not step.algorithm.startswith("winograd"):  # Winograd adds the bias in its last copy
-            np.add(y, step.bias, out=y)
+        np.add(self.bias_rows, self.bias_row, out=self.bias_rows)  # (Winograd adds it before its output transform)
         _activate_into(y, step.layer.activation, self.out, self.temp)
 
 
