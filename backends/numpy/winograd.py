@@ -54,7 +54,8 @@ class Winograd3x3:
     A caller that splits a layer into bands of tile rows passes each band its rows of a shared
     padded input (`padded_input`) and the kernel transformed once (`kernel`, from transform_kernel).
     `allocate` (shape -> float32 array) gives the working buffers, e.g. from memory that layers
-    running one after another share (default: new arrays).
+    running one after another share (default: new arrays). The result shares memory with the
+    working buffers: it holds until the next run.
     """
 
     def __init__(self, weights: np.ndarray, n: int, h: int, w: int, m: int, *,
@@ -79,13 +80,18 @@ class Winograd3x3:
         elif padded_input.shape != shape:
             raise ValueError(f"padded_input has shape {padded_input.shape}, this layer reads {shape}")
         self.padded_input = padded_input
+        # Two regions, each buffer placed where nothing it overlaps is still needed: the products,
+        # then the output transform over them; the tiles and their transform, then the half-way
+        # output transform and the result over those. Less memory to keep in cache.
         new = allocate or (lambda shape: np.empty(shape, np.float32))
-        self._tiles = new((a * a, tiles * c))
-        self._transformed = new((a * a, tiles * c))
-        self._products = new((a * a, tiles, filters))
-        self._half = new((m, a * tiles * filters)) if self.separable else None
-        self._output = new((m * m, tiles * filters))
-        self.result = new((n, self.tiles_h * m, self.tiles_w * m, filters))
+        products = new((a * a * tiles * filters,))
+        front = new((max(2 * a * a * tiles * c, m * a * tiles * filters, m * m * tiles * filters),))
+        self._products = products.reshape(a * a, tiles, filters)
+        self._output = products[:m * m * tiles * filters].reshape(m * m, tiles * filters)
+        self._tiles = front[:a * a * tiles * c].reshape(a * a, tiles * c)
+        self._transformed = front[a * a * tiles * c:2 * a * a * tiles * c].reshape(a * a, tiles * c)
+        self._half = front[:m * a * tiles * filters].reshape(m, a * tiles * filters) if self.separable else None
+        self.result = front[:m * m * tiles * filters].reshape(n, self.tiles_h * m, self.tiles_w * m, filters)
         # Every run's views, made once: building them costs microseconds per call, per band.
         th, tw = self.tiles_h, self.tiles_w
         sn, sh, sw, sc = padded_input.strides
