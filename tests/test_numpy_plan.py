@@ -299,7 +299,7 @@ def test_bands_share_working_memory_only_when_they_never_run_at_once(batch):
 
     def slots(band):
         return [slot for slot, memory in plan.arena.memory.items()
-                if np.shares_memory(memory, band.raw if hasattr(band, "raw") else band.winograd._tiles)]
+                if np.shares_memory(memory, band.raw if hasattr(band, "raw") else band.winograd.products)]
     assert slots(first[0]) == slots(later[0]) == [0]
     assert [slots(band) for band in later] == ([[k] for k in range(len(later))] if batch == 1 else [[0]] * len(later))
     x = _x(batch, graph)

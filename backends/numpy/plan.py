@@ -364,9 +364,9 @@ class _ConvBand:
         if pool is not None and not (pool.size == pool.stride == 2 and pool.padding // 2 == 0 and self.scratch is None):
             self.epilogue = None  # another pool: the plain copy, then maxpool_nhwc
             return
-        self.bias_position = wg._products[m + 3]  # position (1, 1) of the (m+2) x (m+2) tile
+        self.bias_position = wg.products[m + 3]  # position (1, 1) of the (m+2) x (m+2) tile
         # (m, m, n, th, tw, f) -> (n, th, m, tw, m, f): tile order, lazily.
-        self.tiled = wg._output.reshape(m, m, n, th, tw, f).transpose(2, 3, 0, 4, 1, 5)
+        self.tiled = wg.output.reshape(m, m, n, th, tw, f).transpose(2, 3, 0, 4, 1, 5)
         if pool is not None:
             self.epilogue = "pool"
             self.pooled = self.take((n, th * m // 2, tw * m // 2, f))  # whole tiles

@@ -114,6 +114,16 @@ class Winograd3x3:
         return [b for b in (self.kernel, self.padded_input, self._tiles, self._transformed, self._products,
                             self._half, self._output, self.result) if b is not None]
 
+    @property
+    def products(self) -> np.ndarray:
+        """(a*a, tiles, filters): where transformed_products writes by default."""
+        return self._products
+
+    @property
+    def output(self) -> np.ndarray:
+        """(m*m, tiles*filters): where transform_output writes."""
+        return self._output
+
     def transformed_products(self, out: np.ndarray | None = None) -> np.ndarray:
         """Gather, input transform and the products per tile position: (a*a, tiles, filters).
 
