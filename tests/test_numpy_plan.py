@@ -285,3 +285,23 @@ def test_a_1x1_convolution_runs_in_the_bands_of_the_layer_before_it():
     x = _x(1, graph)
     np.testing.assert_allclose(plan.run(x), NumpyProgram(graph, params).run(x),
                                rtol=PROBABILITY_RTOL, atol=PROBABILITY_ATOL)
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_bands_share_working_memory_only_when_they_never_run_at_once(batch):
+    # batch 1: the bands of one phase run at once and need their own slots; a later step's band
+    # reuses its index's slot. batch 3: each lane runs its bands one after another, all in slot 0.
+    graph, params = _network(56, 18)
+    plan = Plan(graph, params, batch, threads=2)
+    assert plan.arena.fits
+    assert len(plan.arena.memory) == (plan.parts if batch == 1 else 1)
+    first, later = plan.steps[0].bands, plan.steps[2].bands  # a 3x3 + pool, then a Winograd 3x3
+
+    def slots(band):
+        return [slot for slot, memory in plan.arena.memory.items()
+                if np.shares_memory(memory, band.raw if hasattr(band, "raw") else band.winograd.products)]
+    assert slots(first[0]) == slots(later[0]) == [0]
+    assert [slots(band) for band in later] == ([[k] for k in range(len(later))] if batch == 1 else [[0]] * len(later))
+    x = _x(batch, graph)
+    np.testing.assert_allclose(plan.run(x), NumpyProgram(graph, params).run(x),
+                               rtol=PROBABILITY_RTOL, atol=PROBABILITY_ATOL)

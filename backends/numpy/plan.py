@@ -97,7 +97,8 @@ def maxpool_nhwc(x: np.ndarray, size: int, stride: int, padding: int, out: np.nd
                 np.maximum(out, x[:, i:i + span_h:stride, j:j + span_w:stride], out=out)
 
 
-def _pool_scratch(n: int, in_shape, node: Node) -> np.ndarray | None:
+def _pool_scratch(n: int, in_shape, node: Node,
+                  take: Callable[[tuple[int, ...]], np.ndarray] | None = None) -> np.ndarray | None:
     """A -FLT_MAX padded copy of the input, needed only when a window leaves the input."""
     layer = node.layer_as(Maxpool)
     c, h, w = in_shape
@@ -105,7 +106,43 @@ def _pool_scratch(n: int, in_shape, node: Node) -> np.ndarray | None:
     need_h, need_w = (oh - 1) * layer.stride + layer.size, (ow - 1) * layer.stride + layer.size
     if layer.padding // 2 == 0 and need_h <= h and need_w <= w:
         return None
-    return np.empty((n, need_h, need_w, c), np.float32)
+    return (take or (lambda shape: np.empty(shape, np.float32)))((n, need_h, need_w, c))
+
+
+class _Arena:
+    """Working memory that bands running one after another share, one slot per band index.
+
+    Bands of one phase run at once and take different slots; the bands of later phases reuse the
+    same memory, so a plan's working set stays in cache instead of streaming through every layer's
+    own buffers. `sizes`: floats per slot (a first build finds them: `need`, and `fits` when
+    every request fitted; one that did not got a new array of its own).
+    """
+
+    ALIGN = 16  # floats: every buffer starts on a 64-byte cache line
+
+    def __init__(self, sizes: dict[int, int] | None = None):
+        self.memory = {slot: np.empty(size, np.float32) for slot, size in (sizes or {}).items()}
+        self.need: dict[int, int] = {}
+        self.fits = True
+
+    def allocator(self, slot: int) -> Callable[[tuple[int, ...]], np.ndarray]:
+        """shape -> a new float32 buffer in `slot`, after the buffers this allocator gave before."""
+        offset = 0
+
+        def take(shape: tuple[int, ...]) -> np.ndarray:
+            nonlocal offset
+            start, end = offset, offset + int(np.prod(shape))
+            self.need[slot] = max(self.need.get(slot, 0), end)
+            offset = -(-end // self.ALIGN) * self.ALIGN
+            memory = self.memory.get(slot)
+            if memory is None or end > memory.size:
+                self.fits = False
+                return np.empty(shape, np.float32)
+            return memory[start:end].reshape(shape)
+        return take
+
+    def nbytes(self) -> int:
+        return sum(memory.nbytes for memory in self.memory.values())
 
 
 def _split(units: int, parts: int) -> list[tuple[int, int]]:
@@ -123,6 +160,8 @@ class _Step:
 
     input: np.ndarray | None = None
     layout = "nhwc"
+    arena: _Arena | None = None  # set by the plan before bind: bands' working memory
+    shared_slot = False  # True when the plan runs every band on one thread: all bands use slot 0
 
     def __init__(self, nodes: tuple[Node, ...], n: int):
         self.nodes, self.n = nodes, n
@@ -179,7 +218,7 @@ class _Conv(_Step):
         elif algorithm == "nchw":
             if node.index != 0:
                 raise ValueError(f"layer {node.index}: nchw reads the image, only the first layer can use it")
-            self.matrix = np.ascontiguousarray(self.weights.reshape(f, -1))  # (filters, c*k*k)
+            self.matrix = np.ascontiguousarray(self.weights.reshape(f, -1).T)  # (c*k*k, filters)
             self.padded = np.zeros((n, c, rows, cols), np.float32)
             self.input, self.layout = self.padded[:, :, p:p + h, p:p + w], "nchw"
             self.buffers += [self.matrix]
@@ -227,16 +266,15 @@ class _Conv(_Step):
             parts = max(parts, -(-self.node.out_shape[1] // ROWS_PER_BAND))
             bands = [(a * unit, min(b * unit, out.shape[1])) for a, b in _split(-(-out.shape[1] // unit), parts)]
         self.row_bands = bands
-        self.bands = [_ConvBand(self, q0, q1, len(bands) == 1) for q0, q1 in bands]
+        arena = self.arena or _Arena()
+        self.bands = [_ConvBand(self, q0, q1, len(bands) == 1, arena.allocator(0 if self.shared_slot else index))
+                      for index, (q0, q1) in enumerate(bands)]
         self.tasks = [band.run for band in self.bands]
 
     @property
     def follows_rows(self) -> bool:
         """True when output rows [q0, q1) read only input rows [q0, q1): any bands will do."""
         return self.algorithm == "gemm" and self.pool is None
-
-    def nbytes(self) -> int:
-        return super().nbytes() + sum(b.nbytes() for b in getattr(self, "bands", ()))
 
     def run_plain(self) -> None:
         # Grouped convolutions: the NCHW path computes bias and activation itself.
@@ -249,13 +287,13 @@ class _Conv(_Step):
 class _ConvBand:
     """Final output rows [q0, q1) of a _Conv step: its own buffers, run on one thread."""
 
-    def __init__(self, step: _Conv, q0: int, q1: int, whole: bool):
-        self.step = step
+    def __init__(self, step: _Conv, q0: int, q1: int, whole: bool,
+                 take: Callable[[tuple[int, ...]], np.ndarray]):
+        self.step, self.take = step, take
         layer, n = step.layer, step.n
         c = step.node.in_shape[0]
         f, oh, ow = step.node.out_shape
         k, s = layer.size, layer.stride
-        self.buffers: list[np.ndarray] = []
         if step.pool is None:
             r0, r1 = q0, q1
         elif whole:
@@ -266,48 +304,50 @@ class _ConvBand:
         self.rows = r1 - r0
         if step.algorithm == "gemm":
             self.x = step.x[:, r0:r1].reshape(n, -1, c)
-            self.raw = np.empty((n, self.rows, ow, f), np.float32)
-            self.buffers.append(self.raw)
+            self.raw = take((n, self.rows, ow, f))
         elif step.algorithm == "im2col":
             self.windows = [step.padded[:, r0 * s + i:(r1 - 1) * s + i + 1:s, j:(ow - 1) * s + j + 1:s]
                             for i in range(k) for j in range(k)]
-            self.columns = np.empty((n, self.rows, ow, k * k, c), np.float32)
-            self.raw = np.empty((n, self.rows, ow, f), np.float32)
-            self.buffers += [self.columns, self.raw]
+            self.columns = take((n, self.rows, ow, k * k, c))
+            self.raw = take((n, self.rows, ow, f))
         elif step.algorithm == "nchw":
-            self.windows = [step.padded[:, :, r0 * s + i:(r1 - 1) * s + i + 1:s, j:(ow - 1) * s + j + 1:s]
-                            for i in range(k) for j in range(k)]
-            self.columns = np.empty((n, c, k * k, self.rows, ow), np.float32)
-            raw = np.empty((n, f, self.rows, ow), np.float32)
-            self.raw_flat, self.raw = raw.reshape(n, f, -1), raw.transpose(0, 2, 3, 1)
-            self.buffers += [self.columns, raw]
+            # Columns copied as whole image rows, (c*k*k, pixels); the matmul reads them transposed
+            # and writes NHWC, so that pool, bias and activation run on contiguous pixels.
+            self.columns = take((n, c, k * k, self.rows, ow))
+            self.copies = [(self.columns[:, :, i * k + j],
+                            step.padded[:, :, r0 * s + i:(r1 - 1) * s + i + 1:s, j:(ow - 1) * s + j + 1:s])
+                           for i in range(k) for j in range(k)]
+            self.columns_t = self.columns.reshape(n, c * k * k, -1).transpose(0, 2, 1)
+            self.raw = take((n, self.rows, ow, f))
         else:
             m = step.m
             t0, t1 = r0 // m, -(-r1 // m)
-            self.winograd = Winograd3x3(step.weights, n, (t1 - t0) * m, ow, m,
+            self.winograd = Winograd3x3(step.weights, n, (t1 - t0) * m, ow, m, allocate=take,
                                         padded_input=step.padded[:, t0 * m:t1 * m + 2], kernel=step.kernel)
-            self.buffers += [b for b in self.winograd.buffers if b is not step.kernel and b is not step.padded]
-        # After an NCHW matmul, pool and bias stay in NCHW (NHWC views of it) until the activation.
-        nchw = step.algorithm == "nchw"
         self.scratch = None
+        self.row_pairs: np.ndarray | None = None
         if step.pool is not None:
-            self.pooled = self._nhwc_buffer((n, q1 - q0, step.out.shape[2], f), nchw)
+            self.pooled = take((n, q1 - q0, step.out.shape[2], f))
             if whole:
-                self.scratch = _pool_scratch(n, step.node.out_shape, step.pool)
-            self.buffers += [self.scratch] if self.scratch is not None else []
+                self.scratch = _pool_scratch(n, step.node.out_shape, step.pool, take)
+            pool = step.pool.layer_as(Maxpool)
+            if (not step.algorithm.startswith("winograd") and self.scratch is None and pool.size == pool.stride == 2
+                    and 2 * (q1 - q0) <= self.rows and 2 * step.out.shape[2] <= ow):
+                # A 2x2 pool as rows then columns: the row pairs are whole contiguous rows, and the
+                # column pairs whole pixels (measured 1.6x faster than the four strided windows).
+                self.row_pairs = take((n, q1 - q0, ow, f))
         self.out = step.out[:, q0:q1]
         self.temp = None
         if step.layer.activation == "leaky":
-            self.temp = self._nhwc_buffer(self.out.shape, nchw)
+            self.temp = take(self.out.shape)
         if step.algorithm.startswith("winograd"):
             self._fuse_winograd_epilogue(n, f, ow, q1 - q0)
-
-    def _nhwc_buffer(self, shape: tuple[int, ...], nchw: bool) -> np.ndarray:
-        """A new (n, h, w, c) buffer, stored NCHW when `nchw` (then a transposed view)."""
-        n, h, w, c = shape
-        buffer = np.empty((n, c, h, w) if nchw else shape, np.float32)
-        self.buffers.append(buffer)
-        return buffer.transpose(0, 2, 3, 1) if nchw else buffer
+        else:
+            # The bias repeated along a whole row of pixels: NumPy's inner loop then runs the row,
+            # not one pixel's channels (measured 2-3x faster with 16 filters).
+            y = self.pooled if step.pool is not None else self.raw
+            self.bias_rows = y.reshape(-1, y.shape[2] * f)
+            self.bias_row = np.tile(step.bias, y.shape[2])
 
     def _fuse_winograd_epilogue(self, n: int, f: int, ow: int, pooled_rows: int) -> None:
         """Add the bias before the output transform, and fuse a 2x2 pool into the tile reordering.
@@ -324,43 +364,38 @@ class _ConvBand:
         if pool is not None and not (pool.size == pool.stride == 2 and pool.padding // 2 == 0 and self.scratch is None):
             self.epilogue = None  # another pool: the plain copy, then maxpool_nhwc
             return
-        self.products = np.empty(((m + 2) ** 2, n * th * tw, f), np.float32)
-        self.bias_position = self.products[m + 3]  # position (1, 1) of the (m+2) x (m+2) tile
-        self.outputs = np.empty((m * m, n * th * tw * f), np.float32)
+        self.bias_position = wg.products[m + 3]  # position (1, 1) of the (m+2) x (m+2) tile
         # (m, m, n, th, tw, f) -> (n, th, m, tw, m, f): tile order, lazily.
-        self.tiled = self.outputs.reshape(m, m, n, th, tw, f).transpose(2, 3, 0, 4, 1, 5)
-        self.buffers += [self.products, self.outputs]
+        self.tiled = wg.output.reshape(m, m, n, th, tw, f).transpose(2, 3, 0, 4, 1, 5)
         if pool is not None:
             self.epilogue = "pool"
-            unused = self.pooled
-            self.pooled = np.empty((n, th * m // 2, tw * m // 2, f), np.float32)  # whole tiles
-            self.buffers = [b for b in self.buffers if b is not unused] + [self.pooled]
-            self.pooled_rows = pooled_rows
+            self.pooled = self.take((n, th * m // 2, tw * m // 2, f))  # whole tiles
+            self.pooled_valid = self.pooled[:, :pooled_rows, :self.out.shape[2]]
+            self.pooled_tiled = self.pooled.reshape(n, th, m // 2, tw, m // 2, f)
+            quads = self.tiled.reshape(n, th, m // 2, 2, tw, m // 2, 2, f)
+            self.quads = [quads[:, :, :, i, :, :, j] for i in range(2) for j in range(2)]
         else:
             self.epilogue = "copy"
+            self.result_tiled = wg.result.reshape(n, th, m, tw, m, f)
+            self.result = wg.result[:, :self.rows, :ow]
 
     def _run_winograd(self) -> np.ndarray:
         """The convolution plus bias, pooled when fused."""
         step, wg = self.step, self.winograd
         if self.epilogue is None:
             return wg.run(step.bias)[:, :self.rows, :step.node.out_shape[2]]
-        wg.transformed_products(out=self.products)
+        wg.transformed_products()
         np.add(self.bias_position, step.bias, out=self.bias_position)
-        wg.output_transform_into(self.products.reshape(self.products.shape[0], -1), self.outputs)
-        n, th, m, tw, _, f = self.tiled.shape
+        wg.transform_output()
         if self.epilogue == "copy":
-            np.copyto(wg.result.reshape(n, th, m, tw, m, f), self.tiled)
-            return wg.result[:, :self.rows, :step.node.out_shape[2]]
+            np.copyto(self.result_tiled, self.tiled)
+            return self.result
         # The 2x2 pool on the tile-ordered view: the four (row, column) parities, pooled in place.
-        quads = self.tiled.reshape(n, th, m // 2, 2, tw, m // 2, 2, f)
-        pooled = self.pooled.reshape(n, th, m // 2, tw, m // 2, f)
-        np.maximum(quads[:, :, :, 0, :, :, 0], quads[:, :, :, 0, :, :, 1], out=pooled)
-        np.maximum(pooled, quads[:, :, :, 1, :, :, 0], out=pooled)
-        np.maximum(pooled, quads[:, :, :, 1, :, :, 1], out=pooled)
-        return self.pooled[:, :self.pooled_rows, :self.out.shape[2]]
-
-    def nbytes(self) -> int:
-        return sum(buffer.nbytes for buffer in self.buffers)
+        pooled, (q00, q01, q10, q11) = self.pooled_tiled, self.quads
+        np.maximum(q00, q01, out=pooled)
+        np.maximum(pooled, q10, out=pooled)
+        np.maximum(pooled, q11, out=pooled)
+        return self.pooled_valid
 
     def run(self) -> None:
         step = self.step
@@ -382,18 +417,23 @@ class _ConvBand:
             np.matmul(columns, step.matrix, out=self.raw.reshape(columns.shape[0], -1))
             y = self.raw
         elif step.algorithm == "nchw":
-            for index, window in enumerate(self.windows):
-                np.copyto(self.columns[:, :, index], window)
-            np.matmul(step.matrix, self.columns.reshape(step.n, step.matrix.shape[1], -1), out=self.raw_flat)
+            for column, window in self.copies:
+                np.copyto(column, window)
+            np.matmul(self.columns_t, step.matrix, out=self.raw.reshape(step.n, -1, step.matrix.shape[1]))
             y = self.raw
         else:
             y = self.winograd.run(step.bias)[:, :self.rows, :step.node.out_shape[2]]
-        if step.pool is not None:
+        if self.row_pairs is not None:
+            pairs, pooled = self.row_pairs, self.pooled
+            rows, cols = 2 * pooled.shape[1], 2 * pooled.shape[2]
+            np.maximum(y[:, 0:rows:2], y[:, 1:rows:2], out=pairs)
+            np.maximum(pairs[:, :, 0:cols:2], pairs[:, :, 1:cols:2], out=pooled)
+            y = pooled
+        elif step.pool is not None:
             pool = step.pool.layer_as(Maxpool)
             maxpool_nhwc(y, pool.size, pool.stride, pool.padding, self.pooled, self.scratch)
             y = self.pooled
-        if not step.algorithm.startswith("winograd"):  # Winograd adds the bias in its last copy
-            np.add(y, step.bias, out=y)
+        np.add(self.bias_rows, self.bias_row, out=self.bias_rows)  # (Winograd adds it before its output transform)
         _activate_into(y, step.layer.activation, self.out, self.temp)
 
 
@@ -495,6 +535,19 @@ class Plan:
         self.chunk = chunk or max(d for d in range(1, min(batch, CHUNK) + 1) if batch % d == 0)
         if batch % self.chunk:
             raise ValueError(f"chunk {self.chunk} does not divide batch {batch}")
+        # The first build finds how much working memory the bands take, a second one uses it shared.
+        self.arena = _Arena()
+        self._build(params, algorithms)
+        if not self.arena.fits:
+            self.arena = _Arena(self.arena.need)
+            self._build(params, algorithms)
+        self.lanes = [self]
+        if self.workers == 1 and self.threads > 1 and batch > self.chunk:
+            self.lanes += [Plan(graph, params, self.chunk, algorithms, fuse, threads=1, bands=bands)
+                           for _ in range(min(self.threads, batch // self.chunk) - 1)]
+
+    def _build(self, params: Sequence[LayerParams], algorithms: dict[int, str] | None) -> None:
+        graph, fuse = self.graph, self.fuse
         self.algorithms: dict[int, str] = {}
         self.steps: list[_Step] = []
         n, nodes = self.chunk, graph.nodes
@@ -525,6 +578,8 @@ class Plan:
                 self.steps.append(_Softmax((node,), n))
             # cost and dropout pass their input through at inference: no step.
             i += 1
+        for step in self.steps:
+            step.arena, step.shared_slot = self.arena, self.workers == 1
         # Each step writes where the next one reads; a reader that does not care gets a new buffer.
         c, h, w = graph.input_shape
         first_input = self.steps[0].input if self.steps else None
@@ -550,10 +605,6 @@ class Plan:
             step.bind(step.input, target, self.workers if short else self.parts)
         self.last_output = self.steps[-1].out if self.steps else self.first_input
         self.phases = self._phases()
-        self.lanes = [self]
-        if self.workers == 1 and self.threads > 1 and batch > self.chunk:
-            self.lanes += [Plan(graph, params, self.chunk, algorithms, fuse, threads=1, bands=bands)
-                           for _ in range(min(self.threads, batch // self.chunk) - 1)]
 
     def _phases(self) -> list[list[Callable[[], None]]]:
         """The steps' tasks grouped into phases, the threads meeting only between phases.
@@ -578,7 +629,7 @@ class Plan:
     @property
     def nbytes(self) -> int:
         """Bytes held by the plan's preallocated buffers (weights in their new layouts included)."""
-        own = self.first_input.nbytes + sum(step.nbytes() for step in self.steps)
+        own = self.first_input.nbytes + sum(step.nbytes() for step in self.steps) + self.arena.nbytes()
         return own + sum(lane.nbytes for lane in self.lanes[1:])
 
     def _run_part(self, claims: Sequence[Iterator[int]], finished: Sequence[Iterator[int]],

@@ -12,6 +12,8 @@ about one more decimal digit, still far inside the backend's 1e-4 bound on proba
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
@@ -51,10 +53,14 @@ class Winograd3x3:
 
     A caller that splits a layer into bands of tile rows passes each band its rows of a shared
     padded input (`padded_input`) and the kernel transformed once (`kernel`, from transform_kernel).
+    `allocate` (shape -> float32 array) gives the working buffers, e.g. from memory that layers
+    running one after another share (default: new arrays). The result shares memory with the
+    working buffers: it holds until the next run.
     """
 
     def __init__(self, weights: np.ndarray, n: int, h: int, w: int, m: int, *,
-                 padded_input: np.ndarray | None = None, kernel: np.ndarray | None = None):
+                 padded_input: np.ndarray | None = None, kernel: np.ndarray | None = None,
+                 allocate: Callable[[tuple[int, ...]], np.ndarray] | None = None):
         bt, _, at = (np.array(t, np.float64) for t in _TRANSFORMS[m])
         filters, c = weights.shape[:2]
         a = m + 2
@@ -74,39 +80,63 @@ class Winograd3x3:
         elif padded_input.shape != shape:
             raise ValueError(f"padded_input has shape {padded_input.shape}, this layer reads {shape}")
         self.padded_input = padded_input
-        self._tiles = np.empty((a * a, tiles * c), np.float32)
-        self._transformed = np.empty((a * a, tiles * c), np.float32)
-        self._products = np.empty((a * a, tiles, filters), np.float32)
-        self._half = np.empty((m, a * tiles * filters), np.float32) if self.separable else None
-        self._output = np.empty((m * m, tiles * filters), np.float32)
-        self.result = np.empty((n, self.tiles_h * m, self.tiles_w * m, filters), np.float32)
+        # Two regions, each buffer placed where nothing it overlaps is still needed: the products,
+        # then the output transform over them; the tiles and their transform, then the half-way
+        # output transform and the result over those. Less memory to keep in cache.
+        new = allocate or (lambda shape: np.empty(shape, np.float32))
+        products = new((a * a * tiles * filters,))
+        front = new((max(2 * a * a * tiles * c, m * a * tiles * filters, m * m * tiles * filters),))
+        self._products = products.reshape(a * a, tiles, filters)
+        self._output = products[:m * m * tiles * filters].reshape(m * m, tiles * filters)
+        self._tiles = front[:a * a * tiles * c].reshape(a * a, tiles * c)
+        self._transformed = front[a * a * tiles * c:2 * a * a * tiles * c].reshape(a * a, tiles * c)
+        self._half = front[:m * a * tiles * filters].reshape(m, a * tiles * filters) if self.separable else None
+        self.result = front[:m * m * tiles * filters].reshape(n, self.tiles_h * m, self.tiles_w * m, filters)
+        # Every run's views, made once: building them costs microseconds per call, per band.
+        th, tw = self.tiles_h, self.tiles_w
+        sn, sh, sw, sc = padded_input.strides
+        # Overlapping (a x a) tiles at stride m, gathered tile position first.
+        self._windows = as_strided(padded_input, (a, a, n, th, tw, c), (sh, sw, sn, m * sh, m * sw, sc),
+                                   writeable=False)
+        self._tiles_gathered = self._tiles.reshape(a, a, n, th, tw, c)
+        self._tiles_rows, self._tiles_grid = self._tiles.reshape(a, -1), self._tiles.reshape(a, a, -1)
+        self._transformed_rows = self._transformed.reshape(a, -1)
+        self._transformed_grid = self._transformed.reshape(a, a, -1)
+        transformed = self._tiles if self.separable else self._transformed
+        self._product_inputs = transformed.reshape(a * a, -1, c)
+        self._products_rows = self._products.reshape(a, -1)
+        self._products_flat = self._products.reshape(a * a, -1)
+        self._half_grid = self._half.reshape(m, a, -1) if self._half is not None else None
+        self._output_grid = self._output.reshape(m, m, -1)
 
     @property
     def buffers(self) -> list[np.ndarray]:
         return [b for b in (self.kernel, self.padded_input, self._tiles, self._transformed, self._products,
                             self._half, self._output, self.result) if b is not None]
 
+    @property
+    def products(self) -> np.ndarray:
+        """(a*a, tiles, filters): where transformed_products writes by default."""
+        return self._products
+
+    @property
+    def output(self) -> np.ndarray:
+        """(m*m, tiles*filters): where transform_output writes."""
+        return self._output
+
     def transformed_products(self, out: np.ndarray | None = None) -> np.ndarray:
         """Gather, input transform and the products per tile position: (a*a, tiles, filters).
 
         Written into `out` when given (a caller that does its own output transform).
         """
-        m, n, c, th, tw = self.m, self.n, self.c, self.tiles_h, self.tiles_w
-        a = m + 2
-        x = self.padded_input
-        sn, sh, sw, sc = x.strides
-        # Overlapping (a x a) tiles at stride m, gathered tile position first.
-        windows = as_strided(x, (a, a, n, th, tw, c), (sh, sw, sn, m * sh, m * sw, sc), writeable=False)
-        np.copyto(self._tiles.reshape(a, a, n, th, tw, c), windows)
+        np.copyto(self._tiles_gathered, self._windows)
         if self.separable:  # B^T along the tile rows, then along the columns, back into _tiles
-            np.matmul(self.bt, self._tiles.reshape(a, -1), out=self._transformed.reshape(a, -1))
-            np.matmul(self.bt, self._transformed.reshape(a, a, -1), out=self._tiles.reshape(a, a, -1))
-            transformed = self._tiles
+            np.matmul(self.bt, self._tiles_rows, out=self._transformed_rows)
+            np.matmul(self.bt, self._transformed_grid, out=self._tiles_grid)
         else:
             np.matmul(self.input_transform, self._tiles, out=self._transformed)
-            transformed = self._transformed
         out = self._products if out is None else out
-        np.matmul(transformed.reshape(a * a, -1, c), self.kernel, out=out)
+        np.matmul(self._product_inputs, self.kernel, out=out)
         return out
 
     def output_transform_into(self, products: np.ndarray, out: np.ndarray) -> None:
@@ -118,6 +148,15 @@ class Winograd3x3:
             np.matmul(self.at, self._half.reshape(m, a, -1), out=out.reshape(m, m, -1))
         else:
             np.matmul(self.output_transform, products, out=out)
+
+    def transform_output(self) -> np.ndarray:
+        """output_transform_into from this layer's products to its (m*m, tiles*filters) output buffer."""
+        if self._half_grid is not None:
+            np.matmul(self.at, self._products_rows, out=self._half)
+            np.matmul(self.at, self._half_grid, out=self._output_grid)
+        else:
+            np.matmul(self.output_transform, self._products_flat, out=self._output)
+        return self._output
 
     def run(self, bias: np.ndarray) -> np.ndarray:
         m, n, th, tw = self.m, self.n, self.tiles_h, self.tiles_w
