@@ -25,6 +25,7 @@ from tdn.activations import ACTIVATIONS
 from tdn.graph import graph_from_text, load_graph
 from tdn.layers.base import Layer
 from tdn.layers.convolutional import Convolutional
+from tdn.layers.shortcut import Shortcut
 from tdn.plugins import registry
 from tests import cuda_formulas as formulas
 
@@ -375,13 +376,14 @@ def test_connected_formula_is_darknets_gemm():
     ((3, 7, 7), (5, 3, 3), (1, 2, 3, 3, 3)),    # 7 // 3 = 2, as Darknet's integer division gives
 ])
 def test_shortcut_geometry(out_shape, from_shape, expected):
-    geo = kernels.ShortcutGeometry.of(out_shape, from_shape)
-    assert (geo.stride, geo.sample, geo.min_c, geo.min_h, geo.min_w) == expected
+    """The layer's overlap, which the kernel's launch wrapper passes on."""
+    min_c, min_h, min_w, stride, sample = Shortcut.overlap(out_shape, from_shape)
+    assert (stride, sample, min_c, min_h, min_w) == expected
 
 
 def test_shortcut_geometry_refuses_different_factors_in_height_and_width():
-    with pytest.raises(ValueError, match="do not differ by the same factor"):
-        kernels.ShortcutGeometry.of((8, 6, 12), (8, 12, 12))
+    with pytest.raises(ValueError, match="the width and height ratios differ"):
+        kernels.shortcut(*(np.zeros(shape, np.float32) for shape in ((1, 8, 6, 12), (1, 8, 12, 12), (1, 8, 6, 12))))
 
 
 def _darknet_shortcut(x, source, alpha, beta):

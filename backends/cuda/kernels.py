@@ -18,6 +18,7 @@ import numpy as np
 from tdn.backends.cuda.tiling import THREADS, ConvGeometry
 
 from tdn.activations import ACTIVATIONS
+from tdn.layers.shortcut import Shortcut
 
 # The .cu sources and the entry points each defines.
 KERNELS = {
@@ -195,28 +196,6 @@ def _check_images(name: str, array, batch: int, count: int) -> None:
         raise ValueError(f"{name}: expected {batch} images of {count} values, got shape {shape}")
 
 
-@dataclass(frozen=True)
-class ShortcutGeometry:
-    """How shortcut_cpu lines up the `from` output f with the input x (pjreddie's blas.c)."""
-
-    stride: int  # f is read every `stride` cells
-    sample: int  # the output is written every `sample` cells
-    min_c: int
-    min_h: int
-    min_w: int
-
-    @classmethod
-    def of(cls, out_shape: Sequence[int], from_shape: Sequence[int]) -> ShortcutGeometry:
-        """out_shape: the layer's input and output (C, H, W); from_shape: the `from` layer's output."""
-        c, h, w = out_shape
-        fc, fh, fw = from_shape
-        # Darknet asserts these: the two outputs differ by one integer factor in both directions.
-        if fw // w != fh // h or w // fw != h // fh:
-            raise ValueError(f"shortcut: from-layer output {fc}x{fh}x{fw} and input {c}x{h}x{w} "
-                             "do not differ by the same factor in height and width")
-        return cls(max(fw // w, 1), max(w // fw, 1), min(c, fc), min(h, fh), min(w, fw))
-
-
 def shortcut(x, source, y, alpha: float = 1.0, beta: float = 1.0, activation: str = "linear") -> None:
     """y = act(x, with alpha * x + beta * source where source overlaps it); x and y (N, C, H, W),
     source (N, Cf, Hf, Wf), the `from` layer's output."""
@@ -226,9 +205,9 @@ def shortcut(x, source, y, alpha: float = 1.0, beta: float = 1.0, activation: st
         raise ValueError(f"shortcut from: expected (N, C, H, W), got shape {tuple(source.shape)}")
     check("shortcut from", source, (n, *source.shape[1:]))
     check("shortcut output", y, (n, c, h, w))
-    geo = ShortcutGeometry.of((c, h, w), source.shape[1:])
-    ints = np.array([n, c, h, w, *source.shape[1:], geo.stride, geo.sample, geo.min_c, geo.min_h,
-                     geo.min_w], np.int32)
+    fc, fh, fw = (int(v) for v in source.shape[1:])
+    min_c, min_h, min_w, stride, sample = Shortcut.overlap((c, h, w), (fc, fh, fw))
+    ints = np.array([n, c, h, w, fc, fh, fw, stride, sample, min_c, min_h, min_w], np.int32)
     args = (x, source, y, *ints, np.float32(alpha), np.float32(beta), np.int32(activation_id(activation)))
     _launch_elementwise("shortcut.cu", "shortcut", n * c * h * w, args)
 

@@ -46,16 +46,19 @@ class Shortcut(Layer):
         return (self.source,)
 
     def output_shape(self, in_shape: Shape, sources: tuple[Source, ...] = ()) -> Shape:
-        (_, (_, h_from, w_from)), = sources
-        _, h, w = in_shape
-        if w_from // w != h_from // h or w // w_from != h // h_from:
-            raise ShapeError(f"Darknet cannot add layer {sources[0][0]}'s {w_from}x{h_from} output to a "
-                             f"{w}x{h} input (the width and height ratios differ)")
+        (index, from_shape), = sources
+        self.overlap(in_shape, from_shape, f"layer {index}")  # refuses what Darknet's asserts refuse
         return in_shape
 
-    def overlap(self, in_shape: Shape, from_shape: Shape) -> tuple[int, int, int, int, int]:
-        """(channels, height, width, stride, sample) of the summed region, as Darknet's loop runs it."""
+    @staticmethod
+    def overlap(in_shape: Shape, from_shape: Shape,
+                from_name: str = "the from layer") -> tuple[int, int, int, int, int]:
+        """(channels, height, width, stride, sample) of the summed region, as Darknet's loop runs it;
+        ShapeError where the width and height ratios differ (Darknet asserts they agree)."""
         (c, h, w), (c_from, h_from, w_from) = in_shape, from_shape
+        if w_from // w != h_from // h or w // w_from != h // h_from:
+            raise ShapeError(f"Darknet cannot add {from_name}'s {w_from}x{h_from} output to a "
+                             f"{w}x{h} input (the width and height ratios differ)")
         return (min(c, c_from), min(h, h_from), min(w, w_from),
                 max(w_from // w, 1), max(w // w_from, 1))
 
