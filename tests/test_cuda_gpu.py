@@ -20,6 +20,7 @@ from tdn.backends.numpy.softmax import softmax
 from tdn.activations import ACTIVATIONS
 from tdn.graph import load_graph
 from tdn.layers.convolutional import Convolutional
+from tdn.layers.crop import Crop
 from tdn.layers.maxpool import Maxpool
 from tdn.layers.softmax import Softmax
 from tdn.network import Network, load
@@ -211,7 +212,8 @@ def test_crop_matches_formula(shape, data, noadjust, seed):
     out_h, out_w = data.draw(st.integers(1, shape[2])), data.draw(st.integers(1, shape[3]))
     x = np.random.default_rng(seed).random(shape).astype(np.float32)
     y = _device(np.full((*shape[:2], out_h, out_w), np.nan, np.float32))
-    kernels.crop(_device(x), y, noadjust)
+    layer = Crop(crop_height=out_h, crop_width=out_w, noadjust=noadjust)
+    kernels.crop(_device(x), y, layer.scale, layer.shift)
     np.testing.assert_array_equal(y.get(), formulas.crop(x, out_h, out_w, noadjust))
 
 

@@ -25,6 +25,7 @@ from tdn.activations import ACTIVATIONS
 from tdn.graph import graph_from_text, load_graph
 from tdn.layers.base import Layer
 from tdn.layers.convolutional import Convolutional
+from tdn.layers.crop import Crop
 from tdn.layers.shortcut import Shortcut
 from tdn.plugins import registry
 from tests import cuda_formulas as formulas
@@ -566,14 +567,15 @@ def test_crop_formula_matches_darknets_loops(noadjust):
 
 def test_crop_launch_and_checks(launches):
     x = np.zeros((2, 3, 7, 6), np.float32)
-    kernels.crop(x, np.zeros((2, 3, 4, 3), np.float32))
-    kernels.crop(x, np.zeros((2, 3, 4, 3), np.float32), noadjust=True)
+    for noadjust in (False, True):
+        layer = Crop(crop_height=4, crop_width=3, noadjust=noadjust)
+        kernels.crop(x, np.zeros((2, 3, 4, 3), np.float32), layer.scale, layer.shift)
     assert [[int(v) for v in call[4][2:7]] for call in launches] == [[6, 7, 6, 4, 3]] * 2
     assert [tuple(call[4][7:]) for call in launches] == [(2.0, -1.0), (1.0, 0.0)]
     with pytest.raises(ValueError, match="a 8x3 window does not fit in a 7x6 input"):
-        kernels.crop(x, np.zeros((2, 3, 8, 3), np.float32))
+        kernels.crop(x, np.zeros((2, 3, 8, 3), np.float32), 2.0, -1.0)
     with pytest.raises(ValueError, match=r"crop output: expected shape \(2, 3, 4, 3\)"):
-        kernels.crop(x, np.zeros((2, 4, 4, 3), np.float32))
+        kernels.crop(x, np.zeros((2, 4, 4, 3), np.float32), 2.0, -1.0)
 
 
 def test_every_step_op_has_a_launcher():

@@ -293,19 +293,14 @@ def batchnorm(x, scale, shift, y) -> None:
     _launch_elementwise("batchnorm.cu", "batchnorm", n * c * h * w, (x, scale, shift, y, *ints))
 
 
-def crop_adjustment(noadjust: bool) -> tuple[float, float]:
-    """(scale, trans) of Darknet's crop layer: inputs in [0, 1] mapped to [-1, 1] unless noadjust."""
-    return (1.0, 0.0) if noadjust else (2.0, -1.0)
-
-
-def crop(x, y, noadjust: bool = False) -> None:
-    """Darknet's [crop] at inference: the centred y-sized window of x, times scale plus trans."""
+def crop(x, y, scale: float, shift: float) -> None:
+    """Darknet's [crop] at inference: the centred y-sized window of x, times scale plus shift
+    (the layer's Crop.scale and Crop.shift)."""
     n, c, h, w = x.shape
     out_h, out_w = y.shape[2], y.shape[3]
     check("crop input", x, (n, c, h, w))
     check("crop output", y, (n, c, out_h, out_w))
     if out_h > h or out_w > w:
         raise ValueError(f"crop: a {out_h}x{out_w} window does not fit in a {h}x{w} input")
-    scale, trans = crop_adjustment(noadjust)
     ints = np.array([n * c, h, w, out_h, out_w], np.int32)
-    _launch_elementwise("crop.cu", "crop", n * c * out_h * out_w, (x, y, *ints, np.float32(scale), np.float32(trans)))
+    _launch_elementwise("crop.cu", "crop", n * c * out_h * out_w, (x, y, *ints, np.float32(scale), np.float32(shift)))

@@ -89,7 +89,8 @@ def _batchnorm(program: CudaProgram, step: Step, inputs: list, outputs: list) ->
 
 
 def _crop(program: CudaProgram, step: Step, inputs: list, outputs: list) -> None:
-    kernels.crop(inputs[0], outputs[0], step.nodes[0].layer.noadjust)
+    layer = step.nodes[0].layer
+    kernels.crop(inputs[0], outputs[0], layer.scale, layer.shift)
 
 
 Launcher = Callable[["CudaProgram", Step, list, list], None]
