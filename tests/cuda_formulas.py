@@ -37,13 +37,8 @@ def route(inputs: list[np.ndarray], groups: int, group_id: int) -> np.ndarray:
     return np.concatenate(parts, axis=1)
 
 
-def upsample(x: np.ndarray, stride: int, scale: float, reverse: bool) -> np.ndarray:
-    if not reverse:
-        return np.float32(scale) * x.repeat(stride, axis=2).repeat(stride, axis=3)
-    n, c, h, w = x.shape
-    oh, ow = h // stride, w // stride
-    blocks = x[:, :, :oh * stride, :ow * stride].reshape(n, c, oh, stride, ow, stride)
-    return (np.float32(scale) * blocks).sum(axis=(3, 5), dtype=np.float32)
+def upsample(x: np.ndarray, stride: int, scale: float) -> np.ndarray:
+    return np.float32(scale) * x.repeat(stride, axis=2).repeat(stride, axis=3)
 
 
 def batchnorm(x: np.ndarray, scale: np.ndarray, shift: np.ndarray) -> np.ndarray:

@@ -500,35 +500,28 @@ def test_route_checks_its_arrays_before_copying():
 
 # upsample
 
-def _darknet_upsample(x, stride, scale, reverse):
-    """upsample_cpu of blas.c, forward (repeat) or, for a negative cfg stride, the reverse (sum)."""
+def _darknet_upsample(x, stride, scale):
+    """upsample_cpu of blas.c, forward (repeat)."""
     n, c, h, w = x.shape
-    if not reverse:
-        out = np.zeros((n, c, h * stride, w * stride), np.float32)
-        for b, k, j, i in product(range(n), range(c), range(h * stride), range(w * stride)):
-            out[b, k, j, i] = np.float32(scale) * x[b, k, j // stride, i // stride]
-        return out
-    oh, ow = h // stride, w // stride
-    out = np.zeros((n, c, oh, ow), np.float32)
-    for b, k, j, i in product(range(n), range(c), range(oh * stride), range(ow * stride)):
-        out[b, k, j // stride, i // stride] += np.float32(scale) * x[b, k, j, i]
+    out = np.zeros((n, c, h * stride, w * stride), np.float32)
+    for b, k, j, i in product(range(n), range(c), range(h * stride), range(w * stride)):
+        out[b, k, j, i] = np.float32(scale) * x[b, k, j // stride, i // stride]
     return out
 
 
-@pytest.mark.parametrize("shape, stride, scale, reverse", [((2, 3, 2, 3), 2, 1.0, False), ((1, 2, 3, 2), 3, 0.5, False),
-                                                          ((1, 2, 4, 6), 2, 1.0, True), ((2, 1, 7, 5), 3, 0.25, True)])
-def test_upsample_formula_matches_darknets_loops(shape, stride, scale, reverse):
+@pytest.mark.parametrize("shape, stride, scale", [((2, 3, 2, 3), 2, 1.0), ((1, 2, 3, 2), 3, 0.5)])
+def test_upsample_formula_matches_darknets_loops(shape, stride, scale):
     x = np.random.default_rng(3).standard_normal(shape).astype(np.float32)
-    np.testing.assert_allclose(formulas.upsample(x, stride, scale, reverse),
-                               _darknet_upsample(x, stride, scale, reverse), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(formulas.upsample(x, stride, scale), _darknet_upsample(x, stride, scale),
+                               rtol=1e-6, atol=1e-6)
 
 
 def test_upsample_launch_and_checks(launches):
     x = np.zeros((2, 3, 5, 4), np.float32)
     kernels.upsample(x, np.zeros((2, 3, 10, 8), np.float32), 2, 0.5)
-    kernels.upsample(x, np.zeros((2, 3, 2, 2), np.float32), 2, reverse=True)
-    assert [[int(v) for v in call[4][2:9]] for call in launches] == [[6, 5, 4, 10, 8, 2, 0], [6, 5, 4, 2, 2, 2, 1]]
-    assert launches[0][4][9] == np.float32(0.5)
+    kernels.upsample(x, np.zeros((2, 3, 15, 12), np.float32), 3)
+    assert [[int(v) for v in call[4][2:8]] for call in launches] == [[6, 5, 4, 10, 8, 2], [6, 5, 4, 15, 12, 3]]
+    assert [call[4][8] for call in launches] == [np.float32(0.5), np.float32(1.0)]
     with pytest.raises(ValueError, match=r"upsample output: expected shape \(2, 3, 15, 12\)"):
         kernels.upsample(x, np.zeros((2, 3, 10, 8), np.float32), 3)
     with pytest.raises(ValueError, match="stride must be positive"):

@@ -269,16 +269,15 @@ def route(inputs: Sequence, y, groups: int = 1, group_id: int = 0) -> None:
                                         copy.width, copy.rows, _DEVICE_TO_DEVICE, stream)
 
 
-def upsample(x, y, stride: int, scale: float = 1.0, reverse: bool = False) -> None:
-    """Darknet's [upsample]: each cell repeated stride x stride times, times scale; reverse (a
-    negative cfg stride) sums each stride x stride block, times scale, instead."""
+def upsample(x, y, stride: int, scale: float = 1.0) -> None:
+    """Darknet's [upsample]: each cell repeated stride x stride times, times scale."""
     n, c, h, w = x.shape
     if stride < 1:
-        raise ValueError(f"upsample: stride must be positive, got {stride} (reverse=True downsamples)")
-    out_h, out_w = (h // stride, w // stride) if reverse else (h * stride, w * stride)
+        raise ValueError(f"upsample: stride must be positive, got {stride}")
+    out_h, out_w = h * stride, w * stride
     check("upsample input", x, (n, c, h, w))
     check("upsample output", y, (n, c, out_h, out_w))
-    ints = np.array([n * c, h, w, out_h, out_w, stride, reverse], np.int32)
+    ints = np.array([n * c, h, w, out_h, out_w, stride], np.int32)
     _launch_elementwise("upsample.cu", "upsample", n * c * out_h * out_w, (x, y, *ints, np.float32(scale)))
 
 
