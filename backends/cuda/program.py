@@ -23,9 +23,13 @@ _HOST_TO_DEVICE = 1  # cudaMemcpyHostToDevice
 _DEVICE_TO_HOST = 2  # cudaMemcpyDeviceToHost
 
 
+def _to_device(array: np.ndarray) -> cupy.ndarray:
+    """A C-contiguous float32 copy on the GPU, as every kernel wrapper expects."""
+    return cupy.asarray(np.ascontiguousarray(array, np.float32))
+
+
 def _upload_conv(step: Step, params: LayerParams) -> tuple[cupy.ndarray, ...]:
-    return (cupy.asarray(step.conv.pack_weights(params["weights"])),
-            cupy.asarray(np.ascontiguousarray(params["biases"], np.float32)))
+    return _to_device(step.conv.pack_weights(params["weights"])), _to_device(params["biases"])
 
 
 def _conv(program: CudaProgram, step: Step, inputs: list, outputs: list) -> None:
@@ -53,8 +57,7 @@ def _softmax(program: CudaProgram, step: Step, inputs: list, outputs: list) -> N
 
 
 def _upload_connected(step: Step, params: LayerParams) -> tuple[cupy.ndarray, ...]:
-    return (cupy.asarray(np.ascontiguousarray(params["weights"], np.float32)),
-            cupy.asarray(np.ascontiguousarray(params["biases"], np.float32)))
+    return _to_device(params["weights"]), _to_device(params["biases"])
 
 
 def _connected(program: CudaProgram, step: Step, inputs: list, outputs: list) -> None:
@@ -79,8 +82,7 @@ def _upsample(program: CudaProgram, step: Step, inputs: list, outputs: list) -> 
 
 
 def _upload_batchnorm(step: Step, params: LayerParams) -> tuple[cupy.ndarray, ...]:
-    return (cupy.asarray(np.ascontiguousarray(params["scales"], np.float32)),
-            cupy.asarray(np.ascontiguousarray(params["biases"], np.float32)))
+    return _to_device(params["scales"]), _to_device(params["biases"])
 
 
 def _batchnorm(program: CudaProgram, step: Step, inputs: list, outputs: list) -> None:
