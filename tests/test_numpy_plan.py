@@ -9,7 +9,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from tdn.backends.numpy.backend import NumpyProgram
-from tdn.backends.numpy.plan import BANDS_PER_THREAD, MIN_BANDS, Plan, PlannedProgram, available_cores, choose_algorithm
+from tdn.backends.numpy.plan import (
+    BANDS_PER_THREAD,
+    MIN_BANDS,
+    MIN_PROCESS_FLOPS,
+    Plan,
+    PlannedProgram,
+    available_cores,
+    choose_algorithm,
+)
+from tdn.backends.numpy.team import PROCESSES_AVAILABLE, ProcessTeam, TeamError, ThreadTeam
 from threadpoolctl import threadpool_info
 
 from tdn.graph import graph_from_text, load_graph
@@ -19,6 +28,8 @@ from tdn.weights import fold_params, random_params, read_weights
 from .conftest import REPO
 
 PROBABILITY_RTOL, PROBABILITY_ATOL = 1e-4, 1e-7
+TEAM_KINDS = [pytest.param(True, marks=pytest.mark.skipif(not PROCESSES_AVAILABLE, reason="needs Linux on x86-64"),
+                           id="processes"), pytest.param(False, id="threads")]
 
 SMALL = """
 [net]
@@ -190,33 +201,37 @@ def test_plan_rejects_another_input_shape():
         Plan(graph, params, 2).run(_x(1, graph))
 
 
+@pytest.mark.parametrize("processes", TEAM_KINDS)
 @pytest.mark.parametrize("threads", [1, 2, 3])
 @pytest.mark.parametrize("batch", [1, 3])
-def test_bands_and_lanes_match_the_plain_path(threads, batch):
-    # batch 1: each step's rows cut into bands for `threads` threads; batch 3: whole images on
+def test_bands_and_lanes_match_the_plain_path(threads, batch, processes):
+    # batch 1: each step's rows cut into bands for `threads` members; batch 3: whole images on
     # `threads` lanes. 56 rows: the first layer's map is tall enough for the most bands.
     graph, params = _network(56, 18)
     x = _x(batch, graph)
-    plan = Plan(graph, params, batch, threads=threads)
+    plan = Plan(graph, params, batch, threads=threads, processes=processes)
     assert len(plan.lanes) == (min(threads, batch) if batch > 1 else 1)
+    team = {True: ProcessTeam, False: ThreadTeam}[processes]
+    assert isinstance(plan.team, team) if threads > 1 else plan.team is None
     workers = threads if batch == 1 else 1  # each lane runs its image's bands on its own thread
     assert max(len(step.tasks) for step in plan.steps) == max(workers * BANDS_PER_THREAD, MIN_BANDS)
     np.testing.assert_allclose(plan.run(x), NumpyProgram(graph, params).run(x),
                                rtol=PROBABILITY_RTOL, atol=PROBABILITY_ATOL)
 
 
-def test_a_failing_band_raises_its_own_error_and_the_plan_still_runs():
+@pytest.mark.parametrize("processes", TEAM_KINDS)
+def test_a_failing_band_raises_its_own_error_and_the_plan_still_runs(processes):
     graph, params = _network(16, 16)
-    plan = Plan(graph, params, 1, threads=2)
-    original = plan.phases[0][1]
+    plan = Plan(graph, params, 1, threads=2, processes=processes)
+    original = plan.phases[0][-1]  # a process team's helper runs the last band
 
     def failing():
         raise RuntimeError("band failed")
 
-    plan.phases[0][1] = failing
-    with pytest.raises(RuntimeError, match="band failed"):
+    plan.phases[0][-1] = failing
+    with pytest.raises(TeamError if processes else RuntimeError, match="band failed"):
         plan.run(_x(1, graph))
-    plan.phases[0][1] = original
+    plan.phases[0][-1] = original
     np.testing.assert_allclose(plan.run(_x(1, graph)), NumpyProgram(graph, params).run(_x(1, graph)),
                                rtol=PROBABILITY_RTOL, atol=PROBABILITY_ATOL)
 
@@ -303,5 +318,29 @@ def test_bands_share_working_memory_only_when_they_never_run_at_once(batch):
     assert slots(first[0]) == slots(later[0]) == [0]
     assert [slots(band) for band in later] == ([[k] for k in range(len(later))] if batch == 1 else [[0]] * len(later))
     x = _x(batch, graph)
+    np.testing.assert_allclose(plan.run(x), NumpyProgram(graph, params).run(x),
+                               rtol=PROBABILITY_RTOL, atol=PROBABILITY_ATOL)
+
+
+@pytest.mark.skipif(not PROCESSES_AVAILABLE, reason="process teams need Linux on x86-64")
+def test_processes_by_default_only_for_runs_worth_a_fork():
+    small, params = _network(16, 16)
+    assert small.flops() < MIN_PROCESS_FLOPS
+    assert isinstance(Plan(small, params, 1, threads=2).team, ThreadTeam)
+    tiny = load_graph(REPO / "cfg" / "tiny.cfg")
+    assert tiny.flops() >= MIN_PROCESS_FLOPS
+    tiny_params = fold_params(tiny, random_params(tiny, 1))
+    assert isinstance(Plan(tiny, tiny_params, 1, threads=2).team, ProcessTeam)
+    assert isinstance(Plan(tiny, tiny_params, 1, threads=2, processes=False).team, ThreadTeam)
+
+
+@pytest.mark.skipif(not PROCESSES_AVAILABLE, reason="process teams need Linux on x86-64")
+def test_lanes_share_the_arrays_derived_from_the_weights():
+    graph, params = _network(56, 18)
+    plan = Plan(graph, params, 3, threads=2, processes=True)
+    shared = [name for own, lane in zip(plan.steps, plan.lanes[1].steps, strict=True)
+              for name in ("matrix", "kernel") if hasattr(own, name) and getattr(lane, name) is getattr(own, name)]
+    assert shared.count("matrix") >= 2 and shared.count("kernel") >= 1  # the 1x1s and first layer; a Winograd 3x3
+    x = _x(3, graph)
     np.testing.assert_allclose(plan.run(x), NumpyProgram(graph, params).run(x),
                                rtol=PROBABILITY_RTOL, atol=PROBABILITY_ATOL)
