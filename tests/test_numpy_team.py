@@ -11,7 +11,8 @@ import time
 
 import numpy as np
 import pytest
-from tdn.backends.numpy.team import PROCESSES_AVAILABLE, SPIN_SECONDS, ProcessTeam, TeamError, ThreadTeam, shared_zeros
+from tdn.backends.numpy.memory import shared_zeros
+from tdn.backends.numpy.team import PROCESSES_AVAILABLE, SPIN_SECONDS, ProcessTeam, TeamError, ThreadTeam
 
 needs_processes = pytest.mark.skipif(not PROCESSES_AVAILABLE, reason="process teams need Linux on x86-64")
 TEAMS = [pytest.param(ProcessTeam, marks=needs_processes), ThreadTeam]

@@ -28,8 +28,9 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from tdn.backends.numpy.activations import activate
 from tdn.backends.numpy.convolution import convolve
+from tdn.backends.numpy.memory import large_page_zeros, shared_zeros
 from tdn.backends.numpy.softmax import softmax
-from tdn.backends.numpy.team import PROCESSES_AVAILABLE, ProcessTeam, ThreadTeam, shared_zeros
+from tdn.backends.numpy.team import PROCESSES_AVAILABLE, ProcessTeam, ThreadTeam
 from tdn.backends.numpy.winograd import Winograd3x3, transform_kernel
 from threadpoolctl import ThreadpoolController
 
@@ -121,7 +122,10 @@ class _Arena:
     ALIGN = 16  # floats: every buffer starts on a 64-byte cache line
 
     def __init__(self, sizes: dict[int, int] | None = None):
-        self.memory = {slot: np.empty(size, np.float32) for slot, size in (sizes or {}).items()}
+        starts = np.cumsum([0] + [self._aligned(size) for size in (sizes or {}).values()])
+        self.block = large_page_zeros(int(starts[-1]))
+        self.memory = {slot: self.block[start:start + size]
+                       for (slot, size), start in zip((sizes or {}).items(), starts, strict=False)}
         self.need: dict[int, int] = {}
         self.fits = True
 
@@ -133,7 +137,7 @@ class _Arena:
             nonlocal offset
             start, end = offset, offset + int(np.prod(shape))
             self.need[slot] = max(self.need.get(slot, 0), end)
-            offset = -(-end // self.ALIGN) * self.ALIGN
+            offset = self._aligned(end)
             memory = self.memory.get(slot)
             if memory is None or end > memory.size:
                 self.fits = False
@@ -141,8 +145,11 @@ class _Arena:
             return memory[start:end].reshape(shape)
         return take
 
+    def _aligned(self, floats: int) -> int:
+        return -(-floats // self.ALIGN) * self.ALIGN
+
     def nbytes(self) -> int:
-        return sum(memory.nbytes for memory in self.memory.values())
+        return self.block.nbytes
 
 
 class _Memory:
@@ -675,11 +682,11 @@ class Plan:
                 phase[task]()
 
     def _run_lane(self, rank: int) -> None:
-        """A team member's share of the batch's chunks (the team's `share`), through its own lane."""
+        """The chunks of the batch a team member claims, through its own lane."""
         assert self.team is not None  # a plan with several lanes has a team
         lane = self.lanes[rank]
-        inputs = self.caller_inputs if rank == 0 else self.inputs  # the caller reads its images where they are
-        for index in self.team.share(rank, "chunks", self.batch // self.chunk):
+        inputs = self.caller_inputs if rank == 0 else self.inputs  # the caller reads the images where they are
+        for index in self.team.claim(rank, self.batch // self.chunk):
             start = index * self.chunk
             lane._load(inputs[start:start + self.chunk])
             lane._execute()
@@ -709,8 +716,7 @@ class Plan:
                 return result
             self.caller_inputs = x
             if isinstance(self.team, ProcessTeam):  # helpers read their images from shared memory
-                helpers_from = self.chunk * len(self.team.share(0, "chunks", self.batch // self.chunk))
-                np.copyto(self.inputs[helpers_from:], x[helpers_from:])
+                np.copyto(self.inputs, x)
             else:
                 self.inputs = x
                 self.results = np.empty((self.batch, last.shape[3], last.shape[1], last.shape[2]), np.float32)

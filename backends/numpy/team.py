@@ -2,8 +2,9 @@
 
 A plan gives a team `work(rank)`. `run()` calls it once in every member, the caller being
 rank 0, and returns when all of them have finished. Inside `work`, `share(rank, key, count)`
-says which of `count` tasks a member runs, and `barrier(rank)` waits until every member has
-reached the same barrier (the plan's phases).
+says which of `count` tasks a member runs (tasks that start together, between barriers),
+`claim(rank, count)` hands out tasks one at a time to whichever member is free (long tasks,
+once a run), and `barrier(rank)` waits until every member has reached the same barrier.
 
 `ProcessTeam` forks its helpers (Linux on x86-64: `PROCESSES_AVAILABLE`). Threads share one
 interpreter lock, which a thread needs back after every NumPy call; when the other thread holds
@@ -21,7 +22,7 @@ visible to the other processes before the counter stored after them.
 from __future__ import annotations
 
 import itertools
-import mmap
+import multiprocessing
 import os
 import platform
 import signal
@@ -33,6 +34,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+from tdn.backends.numpy.memory import shared_zeros
 from threadpoolctl import ThreadpoolController
 
 PROCESSES_AVAILABLE = (sys.platform == "linux" and hasattr(os, "fork")
@@ -42,7 +44,7 @@ CHECK_EVERY = 256  # spins between checks that the other processes are still the
 MESSAGE_BYTES = 1024
 
 # Slots of a ProcessTeam's shared int64 state, then `done` and `arrived`, one per rank.
-GENERATION, STOP, FAILED, PER_RANK = 0, 1, 2, 3
+GENERATION, STOP, FAILED, CLAIMED, PER_RANK = 0, 1, 2, 3, 4
 
 _WAKERS: set[int] = set()  # every team's pipe ends that wake its helpers: a new helper closes them
 
@@ -53,13 +55,6 @@ class TeamError(RuntimeError):
 
 class _Stopped(BaseException):
     """Raised in a helper when its team stops or its parent is gone: the helper exits."""
-
-
-def shared_zeros(shape: tuple[int, ...], dtype: type = np.float32) -> np.ndarray:
-    """A zeroed array in memory that processes forked after this call share with this one."""
-    count = int(np.prod(shape))
-    memory = mmap.mmap(-1, max(1, count * np.dtype(dtype).itemsize), flags=mmap.MAP_SHARED | mmap.MAP_ANONYMOUS)
-    return np.frombuffer(memory, dtype, count).reshape(shape)
 
 
 class ThreadTeam:
@@ -78,6 +73,9 @@ class ThreadTeam:
         claim = self._claims.setdefault(key, itertools.count())
         while (index := next(claim)) < count:
             yield index
+
+    def claim(self, rank: int, count: int) -> Iterator[int]:
+        return self.share(rank, "claim", count)
 
     def run(self) -> None:
         self._claims = {}
@@ -132,6 +130,7 @@ class ProcessTeam:
             self._start()
         state = self.state
         generation = state[GENERATION] + 1
+        state[CLAIMED] = 0
         state[GENERATION] = generation
         for waker in self.wakers:
             _wake(waker)
@@ -144,9 +143,22 @@ class ProcessTeam:
             raise
 
     def share(self, rank: int, key: object, count: int) -> range:
-        """Consecutive tasks, the same number for every member, the caller's first (claiming them
-        one at a time would need an atomic counter across processes)."""
+        """Consecutive tasks, the same number for every member, the caller's first (members that
+        start together would meet at the lock that `claim` takes, and one would sleep)."""
         return range(count * rank // self.size, count * (rank + 1) // self.size)
+
+    def claim(self, rank: int, count: int) -> Iterator[int]:
+        """Tasks taken one at a time under a lock the processes share: a member that the machine
+        holds up leaves its work to the others (measured: static halves of a batch of 32 finished
+        20 ms apart on average, of 190)."""
+        claimed = self.state[CLAIMED:CLAIMED + 1]
+        while True:
+            with self.lock:
+                index = int(claimed[0])
+                claimed[0] = index + 1
+            if index >= count:
+                return
+            yield index
 
     def barrier(self, rank: int) -> None:
         arrived = self.state[PER_RANK + self.size:]
@@ -162,6 +174,7 @@ class ProcessTeam:
     def _start(self) -> None:
         self.state = shared_zeros((PER_RANK + 2 * self.size,), np.int64)
         self.message = shared_zeros((MESSAGE_BYTES,), np.uint8)
+        self.lock = multiprocessing.get_context("fork").Lock()
         self.parent = os.getpid()
         self.pids, self.wakers = [], []
         for rank in range(1, self.size):
