@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tdn.bench import Timing, blas_info, random_input
+from tdn.bench import Timing, blas_info, child_processes, random_input
 from tdn.graph import load_graph
 from tdn.network import Network
 from tdn.onnx_export import export_onnx
@@ -72,19 +72,6 @@ def peers(cfg: Path, workdir: Path):
     return graph, found
 
 
-def child_processes() -> list[Path]:
-    """/proc entries of this process's children (the numpy backend's helper processes)."""
-    children = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # gone since the listing
-        if int(fields[1]) == os.getpid():  # the field after the state: the parent's pid
-            children.append(stat.parent)
-    return children
-
-
 def cpu_seconds(children: list[Path]) -> float:
     """CPU time of this process and of `children` (nanosecond counters from /proc/PID/schedstat)."""
     total = time.process_time()
@@ -103,7 +90,7 @@ def settle(window: float = 0.005, limit: float = 0.25) -> None:
     (measured here), and the numpy backend's helper processes spin a few ms; without this wait,
     the system timed next in the round runs beside them.
     """
-    children = child_processes() if Path("/proc").is_dir() else []
+    children = child_processes()
     deadline = time.perf_counter() + limit
     while time.perf_counter() < deadline:
         before = cpu_seconds(children)

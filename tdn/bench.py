@@ -7,12 +7,14 @@ interquartile range.
 
 from __future__ import annotations
 
+import os
 import resource
 import sys
 import time
 import tracemalloc
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -47,6 +49,33 @@ def max_rss_mb() -> float:
     """The process's peak resident memory so far, in MB (Linux reports KiB, macOS bytes)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024
+
+
+def child_processes() -> list[Path]:
+    """/proc entries of this process's live children, such as the numpy backend's helper
+    processes (none where there is no /proc)."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone since the listing
+        if int(fields[1]) == os.getpid():  # the field after the state: the parent's pid
+            children.append(stat.parent)
+    return children
+
+
+def children_max_rss_mb() -> float:
+    """The peak resident memory of this process's live children, summed, in MB (pages shared
+    with this process, such as the layer buffers of a process team, count in both)."""
+    total_kib = 0
+    for child in child_processes():
+        try:
+            status = (child / "status").read_text()
+        except OSError:
+            continue  # exited
+        total_kib += sum(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:"))
+    return total_kib / 1024
 
 
 def time_function(name: str, function: Callable[[np.ndarray], object], x: np.ndarray,

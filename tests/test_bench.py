@@ -6,8 +6,10 @@ import json
 
 import numpy as np
 import pytest
+from tdn.backends.numpy.memory import shared_zeros
+from tdn.backends.numpy.team import PROCESSES_AVAILABLE, ProcessTeam
 
-from tdn.bench import random_input, time_function
+from tdn.bench import child_processes, children_max_rss_mb, random_input, time_function
 from tdn.cli import main
 
 CFG = "[net]\nchannels=3\nheight=12\nwidth=10\n\n[convolutional]\nfilters=8\nsize=3\npad=1\n" \
@@ -28,6 +30,27 @@ def test_peak_memory_sees_the_allocations_of_a_run():
     timing = time_function("alloc", lambda x: np.ones(2_000_000, np.float32), random_input(1, 1, 2, 2),
                            warmup=1, runs=2)
     assert timing.peak_traced_mb >= 8.0
+
+
+@pytest.mark.skipif(not PROCESSES_AVAILABLE, reason="process teams need Linux on x86-64")
+def test_the_memory_of_helper_processes_is_measured():
+    touched = shared_zeros((1,), np.int64)
+
+    def work(rank):
+        if rank == 1:
+            np.ones(8_000_000, np.float32).sum()  # 32 MB resident in the helper
+            touched[0] = 1
+
+    team = ProcessTeam(2, work)
+    team.run()
+    helper = team.pids[0]
+    try:
+        assert touched[0] == 1
+        assert helper in [int(child.name) for child in child_processes()]
+        assert children_max_rss_mb() >= 30
+    finally:
+        team.close()
+    assert helper not in [int(child.name) for child in child_processes()]
 
 
 def test_bench_cli_writes_json_for_every_backend_and_batch(tmp_path, capsys):

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-from tdn.bench import blas_info, max_rss_mb, random_input, time_function
+from tdn.bench import blas_info, children_max_rss_mb, max_rss_mb, random_input, time_function
 from tdn.cli.options import parse_size, positive_int
 from tdn.errors import TdnError
 from tdn.graph import load_graph
@@ -77,10 +77,13 @@ def run(args: argparse.Namespace) -> int:
             print(f"{timing.name:<14} {batch:>5} {timing.median_ms:>10.2f} "
                   f"{timing.p25_ms:>7.2f}-{timing.p75_ms:<7.2f} {timing.ms_per_image:>9.2f} "
                   f"{timing.images_per_second:>9.1f} {timing.peak_traced_mb:>8.1f}")
-    print(f"process peak resident memory: {max_rss_mb():.0f} MB", file=sys.stderr)
+    helpers = children_max_rss_mb()
+    print(f"process peak resident memory: {max_rss_mb():.0f} MB"
+          + (f", its helper processes {helpers:.0f} MB" if helpers else ""), file=sys.stderr)
     if args.json:
         report = {"cfg": args.cfg, "weights": args.weights or "random", "width": width, "height": height,
-                  "results": results, "max_rss_mb": max_rss_mb(), "threadpools": blas_info()}
+                  "results": results, "max_rss_mb": max_rss_mb(), "helpers_max_rss_mb": helpers,
+                  "threadpools": blas_info()}
         try:
             Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
         except OSError as error:
