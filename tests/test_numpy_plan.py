@@ -6,6 +6,8 @@ algorithm reorders float32 sums and Winograd F(4x4) multiplies by constants up t
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from tdn.backends.numpy.backend import NumpyProgram
@@ -344,3 +346,31 @@ def test_lanes_share_the_arrays_derived_from_the_weights():
     x = _x(3, graph)
     np.testing.assert_allclose(plan.run(x), NumpyProgram(graph, params).run(x),
                                rtol=PROBABILITY_RTOL, atol=PROBABILITY_ATOL)
+
+
+@pytest.mark.skipif(not PROCESSES_AVAILABLE, reason="process teams need Linux on x86-64")
+def test_a_fork_of_the_process_gets_its_own_plan_and_leaves_the_parents_alone():
+    # A multiprocessing worker forked from a process that already ran the network: the plan's
+    # shared buffers belong to the parent and its helpers.
+    graph, params = _network(56, 18)
+    x = _x(1, graph)
+    want = NumpyProgram(graph, params).run(x)
+    program = PlannedProgram(graph, params, 1)
+    program.plan = Plan(graph, params, 1, threads=2, processes=True)
+    np.testing.assert_allclose(program.run(x), want, rtol=PROBABILITY_RTOL, atol=PROBABILITY_ATOL)
+    parents_plan = program.plan
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report whether its run matched, then leave without cleaning up
+        try:
+            with pytest.raises(TeamError, match="not in a fork"):
+                parents_plan.run(x)
+            ok = np.allclose(program.run(x), want, rtol=PROBABILITY_RTOL, atol=PROBABILITY_ATOL)
+            os.write(write, b"1" if ok and program.plan is not parents_plan else b"0")
+        finally:
+            os._exit(0)
+    os.close(write)
+    assert os.read(read, 1) == b"1"
+    os.waitpid(pid, 0)
+    np.testing.assert_allclose(program.run(x), want, rtol=PROBABILITY_RTOL, atol=PROBABILITY_ATOL)
+    assert program.plan is parents_plan

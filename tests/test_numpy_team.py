@@ -72,7 +72,8 @@ def test_every_member_works_and_sees_the_others_writes_after_a_barrier(team_clas
 @needs_processes
 def test_a_process_team_shares_tasks_out_in_equal_consecutive_runs():
     team = ProcessTeam(3, lambda rank: None)
-    assert [list(team.share(rank, "phase", 7)) for rank in range(3)] == [[0, 1], [2, 3], [4, 5, 6]]
+    assert [list(team.share(rank, "phase", 7)) for rank in range(3)] == [[0, 1, 2], [3, 4], [5, 6]]
+    assert [list(team.share(rank, "phase", 1)) for rank in range(3)] == [[0], [], []]  # a lone task: the caller
 
 
 @needs_processes

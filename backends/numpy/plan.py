@@ -30,7 +30,7 @@ from tdn.backends.numpy.activations import activate
 from tdn.backends.numpy.convolution import convolve
 from tdn.backends.numpy.memory import large_page_zeros, shared_zeros
 from tdn.backends.numpy.softmax import softmax
-from tdn.backends.numpy.team import PROCESSES_AVAILABLE, ProcessTeam, ThreadTeam
+from tdn.backends.numpy.team import PROCESSES_AVAILABLE, ProcessTeam, TeamError, ThreadTeam
 from tdn.backends.numpy.winograd import Winograd3x3, transform_kernel
 from threadpoolctl import ThreadpoolController
 
@@ -185,7 +185,6 @@ class _Step:
     """One step of a plan, run as one task per band (`tasks`, set by bind).
 
     `input` is where the producer must write, (n, h, w, c) (None: the plan allocates it).
-    `memory` gives the buffers between steps and the arrays derived from the weights.
     """
 
     input: np.ndarray | None = None
@@ -193,8 +192,8 @@ class _Step:
     arena: _Arena | None = None  # set by the plan before bind: bands' working memory
     shared_slot = False  # True when the plan runs every band on one thread: all bands use slot 0
 
-    def __init__(self, nodes: tuple[Node, ...], n: int, memory: _Memory):
-        self.nodes, self.n, self.memory = nodes, n, memory
+    def __init__(self, nodes: tuple[Node, ...], n: int):
+        self.nodes, self.n = nodes, n
         self.buffers: list[np.ndarray] = []
         self.tasks: list[Callable[[], None]] = []
 
@@ -225,7 +224,7 @@ class _Conv(_Step):
 
     def __init__(self, node: Node, params: LayerParams, n: int, algorithm: str, pool: Node | None,
                  memory: _Memory):
-        super().__init__((node,) if pool is None else (node, pool), n, memory)
+        super().__init__((node,) if pool is None else (node, pool), n)
         self.layer = layer = node.layer_as(Convolutional)
         c, h, w = node.in_shape
         f, oh, ow = node.out_shape
@@ -468,8 +467,8 @@ class _ConvBand:
 
 
 class _Maxpool(_Step):
-    def __init__(self, node: Node, n: int, memory: _Memory):
-        super().__init__((node,), n, memory)
+    def __init__(self, node: Node, n: int):
+        super().__init__((node,), n)
         self.scratch = _pool_scratch(n, node.in_shape, node)
         self.buffers += [self.scratch] if self.scratch is not None else []
 
@@ -489,9 +488,8 @@ class _AverageThenGemm(_Step):
     mean(W x + b) = W mean(x) + b: the matmul runs on one pixel instead of every pixel.
     """
 
-    def __init__(self, conv: Node, params: LayerParams, pool: Node, n: int,
-                 memory: _Memory):
-        super().__init__((conv, pool), n, memory)
+    def __init__(self, conv: Node, params: LayerParams, pool: Node, n: int, memory: _Memory):
+        super().__init__((conv, pool), n)
         self.matrix = memory.derived(conv, "averaged matrix", lambda: np.ascontiguousarray(  # (c, filters)
             params["weights"].reshape(conv.out_shape[0], -1).T))
         self.bias = params["biases"]
@@ -538,6 +536,7 @@ class Plan:
                  chunk: int | None = None, bands: int | None = None, processes: bool | None = None,
                  derived: dict[tuple[int, str], np.ndarray] | None = None):
         self.graph, self.batch, self.fuse = graph, batch, fuse
+        self.owner = os.getpid()
         self.threads = threads or available_cores()
         # Bands split one image between the members; lanes (below) take whole images when there
         # are several, each lane running its images' bands one after the other.
@@ -603,11 +602,11 @@ class Plan:
                 i += 1 if pool is None else 2
                 continue
             if node.kind == "maxpool":
-                self.steps.append(_Maxpool(node, n, memory))
+                self.steps.append(_Maxpool(node, n))
             elif node.kind == "avgpool":
-                self.steps.append(_Avgpool((node,), n, memory))
+                self.steps.append(_Avgpool((node,), n))
             elif node.kind == "softmax":
-                self.steps.append(_Softmax((node,), n, memory))
+                self.steps.append(_Softmax((node,), n))
             # cost and dropout pass their input through at inference: no step.
             i += 1
         for step in self.steps:
@@ -702,6 +701,8 @@ class Plan:
     def run(self, x: np.ndarray) -> np.ndarray:
         """(batch, C, H, W) -> the last layer's output (batch, C', H', W'), a new array."""
         self._check(x)
+        if self.processes and os.getpid() != self.owner:
+            raise TeamError("a plan with a process team runs only in the process that built it, not in a fork")
         last = self.last_output
         with _CONTROLLER.limit(limits=1 if self.threads > 1 else available_cores(), user_api="blas"):
             if self.team is None or self.workers > 1:
@@ -756,6 +757,10 @@ class PlannedProgram(Program):
         self._unfused: Plan | None = None
 
     def run(self, x: np.ndarray) -> np.ndarray:
+        if self.plan.owner != os.getpid():
+            # A fork of the process that built the plan (a multiprocessing worker, say): the plan's
+            # shared memory belongs to that process and its helpers, so this one gets its own.
+            self.plan = Plan(self.graph, self.params, self.batch)
         return self.plan.run(x)
 
     def run_layers(self, x: np.ndarray) -> list[np.ndarray]:

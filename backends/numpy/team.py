@@ -126,6 +126,8 @@ class ProcessTeam:
         self._finalizer: weakref.finalize | None = None
 
     def run(self) -> None:
+        if self._finalizer is not None and self.parent != os.getpid():
+            raise TeamError("a process team runs only in the process that started it, not in a fork of it")
         if self._finalizer is None or not self._finalizer.alive:
             self._start()
         state = self.state
@@ -143,9 +145,10 @@ class ProcessTeam:
             raise
 
     def share(self, rank: int, key: object, count: int) -> range:
-        """Consecutive tasks, the same number for every member, the caller's first (members that
-        start together would meet at the lock that `claim` takes, and one would sleep)."""
-        return range(count * rank // self.size, count * (rank + 1) // self.size)
+        """Consecutive tasks, as many for every member as can be, the caller's first and any extra
+        to the lower ranks (members that start together would meet at the lock that `claim` takes,
+        and one would sleep)."""
+        return range(-(-count * rank // self.size), -(-count * (rank + 1) // self.size))
 
     def claim(self, rank: int, count: int) -> Iterator[int]:
         """Tasks taken one at a time under a lock the processes share: a member that the machine
@@ -153,9 +156,11 @@ class ProcessTeam:
         20 ms apart on average, of 190)."""
         claimed = self.state[CLAIMED:CLAIMED + 1]
         while True:
-            with self.lock:
-                index = int(claimed[0])
-                claimed[0] = index + 1
+            while not self.lock.acquire(timeout=0.1):
+                self._check()  # a member killed while it held the lock must not hang the others
+            index = int(claimed[0])
+            claimed[0] = index + 1
+            self.lock.release()
             if index >= count:
                 return
             yield index
@@ -188,15 +193,12 @@ class ProcessTeam:
             _WAKERS.add(wake_write)
             self.pids.append(pid)
             self.wakers.append(wake_write)
-        self._finalizer = weakref.finalize(self, _stop, self.state, self.pids, self.wakers)
+        self._finalizer = weakref.finalize(self, _stop, self.parent, self.state, self.pids, self.wakers)
 
     def _serve(self, rank: int, wake_read: int) -> None:
         """A helper's life: wait for a run, do its work, repeat; exit without returning."""
         code = 0
         try:
-            for waker in list(_WAKERS):
-                os.close(waker)  # other teams' helpers must see the end of file when the parent goes
-            _WAKERS.clear()
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the parent, which stops the team
             ThreadpoolController().limit(limits=1, user_api="blas")  # held for the helper's life
             state, seen = self.state, 0
@@ -248,9 +250,25 @@ class ProcessTeam:
             text = self.message.tobytes().rstrip(b"\0").decode(errors="replace")
             raise TeamError(f"numpy worker process {int(state[FAILED])} failed: {text}")
         for pid in self.pids:
-            if os.waitpid(pid, os.WNOHANG)[0]:
+            try:
+                exited = os.waitpid(pid, os.WNOHANG)[0] != 0
+            except ChildProcessError:  # reaped already, by a SIGCHLD handler of the application
+                exited = True
+            if exited:
                 self.pids.remove(pid)
                 raise TeamError(f"numpy worker process {pid} exited during a run")
+
+
+def _after_fork_in_child() -> None:
+    """In any forked child (a helper, or a multiprocessing worker of the application):"""
+    ThreadTeam._pool = None  # the pool's threads do not exist here
+    for waker in _WAKERS:
+        os.close(waker)  # the helpers must see the end of file when their parent goes, not when this one does
+    _WAKERS.clear()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _wake(waker: int) -> None:
@@ -262,8 +280,14 @@ def _wake(waker: int) -> None:
         pass  # the helper is gone: the run reports it (_check)
 
 
-def _stop(state: np.ndarray, pids: list[int], wakers: list[int]) -> None:
-    """Tell a team's helpers to exit, wake them, and reap them (killed if they do not go within 1 s)."""
+def _stop(owner: int, state: np.ndarray, pids: list[int], wakers: list[int]) -> None:
+    """Tell a team's helpers to exit, wake them, and reap them (killed if they do not go within 1 s).
+
+    Only in the process that started them: a forked copy of it (a helper of another team, say,
+    where objects that only another thread referred to are freed) must leave them alone.
+    """
+    if os.getpid() != owner:
+        return
     state[STOP] = 1
     for waker in wakers:
         _wake(waker)
