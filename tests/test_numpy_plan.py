@@ -11,6 +11,7 @@ import os
 import numpy as np
 import pytest
 from tdn.backends.numpy.backend import NumpyProgram
+from tdn.backends.numpy.memory import shared_zeros
 from tdn.backends.numpy.plan import (
     BANDS_PER_THREAD,
     MIN_BANDS,
@@ -171,22 +172,26 @@ def test_numpy_backend_uses_the_plan_and_numpy_exact_keeps_its_own_path(shared):
     np.testing.assert_allclose(fast.predict(x), expected, rtol=PROBABILITY_RTOL, atol=PROBABILITY_ATOL)
 
 
+@pytest.mark.parametrize("processes", TEAM_KINDS)
 @pytest.mark.parametrize("threads", [1, 2])
-def test_blas_threads_never_exceed_the_cores_during_a_run(threads):
-    graph, params = _network(8, 8)
-    plan = Plan(graph, params, 1, threads=threads)
-    seen = []
-    original = plan.phases[0][0]
+def test_blas_threads_never_exceed_the_cores_during_a_run(threads, processes):
+    graph, params = _network(16, 16)
+    plan = Plan(graph, params, 1, threads=threads, processes=processes)
+    seen = shared_zeros((2,), np.int64)  # what the first band's and the last band's BLAS may use
+    tasks = plan.phases[0]
+    assert len(tasks) >= 2  # with a process team, the caller runs the first band and the helper the last
 
-    def recording_task():
-        seen.extend(info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas")
-        return original()
+    def recording(slot, task):
+        def record():
+            seen[slot] = max(info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas")
+            return task()
+        return record
 
-    plan.phases[0][0] = recording_task
+    tasks[0], tasks[-1] = recording(0, tasks[0]), recording(1, tasks[-1])
     plan.run(_x(1, graph))
-    assert seen and max(seen) <= available_cores()
-    if threads > 1:  # the bands are the parallelism: each band's BLAS runs on its own thread only
-        assert max(seen) == 1
+    assert 1 <= seen.min() and seen.max() <= available_cores()
+    if threads > 1:  # the bands are the parallelism: each band's BLAS runs on one thread only
+        assert seen.max() == 1
 
 
 def test_plan_reports_its_buffers():

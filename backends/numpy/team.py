@@ -10,11 +10,12 @@ once a run), and `barrier(rank)` waits until every member has reached the same b
 interpreter lock, which a thread needs back after every NumPy call; when the other thread holds
 it, the thread sleeps, and on a virtual machine whose idle vCPUs halt it wakes tens of
 microseconds later. A forked helper has its own interpreter and waits by spinning on shared
-memory. Measured on Tiny Darknet 224x224 at batch 1 on 2 cores: 6.3 ms a run with two processes,
-8.7 ms with two threads. What several members write (the plan's layer buffers) must be in
-shared memory (`shared_zeros`) allocated before the fork; everything else a helper touches is
-its own copy-on-write copy. The spin-waits rely on x86's ordered stores: a buffer's contents are
-visible to the other processes before the counter stored after them.
+memory. Measured on Tiny Darknet 224x224 at batch 1 on 2 cores, in one run: a median of 7.0 ms
+with two processes, 13.4 ms with two threads (one core alone: about 10 ms). What several members
+write (the plan's layer buffers) must be in shared memory (`memory.shared_zeros`) allocated
+before the fork; everything else a helper touches is its own copy-on-write copy. The spin-waits
+rely on x86's ordered stores: a buffer's contents are visible to the other processes before the
+counter stored after them.
 
 `ThreadTeam` is the fallback everywhere else.
 """
