@@ -30,9 +30,8 @@ from tdn.backends.numpy.activations import activate
 from tdn.backends.numpy.convolution import convolve
 from tdn.backends.numpy.memory import large_page_zeros, shared_zeros
 from tdn.backends.numpy.softmax import softmax
-from tdn.backends.numpy.team import PROCESSES_AVAILABLE, ProcessTeam, TeamError, ThreadTeam
+from tdn.backends.numpy.team import BLAS, PROCESSES_AVAILABLE, ProcessTeam, TeamError, ThreadTeam
 from tdn.backends.numpy.winograd import Winograd3x3, transform_kernel
-from threadpoolctl import ThreadpoolController
 
 from tdn.backend import LayerParams, Program
 from tdn.graph import Graph, Node
@@ -52,9 +51,6 @@ MIN_PROCESS_FLOPS = 1e8
 # Activations that never decrease, so max(act(x + b)) = act(max(x) + b).
 MONOTONIC = frozenset({"linear", "leaky", "relu", "logistic", "loggy", "tanh", "elu", "relie",
                        "ramp", "plse", "hardtan", "lhtan"})
-
-_CONTROLLER = ThreadpoolController()
-
 
 def available_cores() -> int:
     """The cores this process may run on (the affinity mask, not the machine's count)."""
@@ -704,7 +700,7 @@ class Plan:
         if self.processes and os.getpid() != self.owner:
             raise TeamError("a plan with a process team runs only in the process that built it, not in a fork")
         last = self.last_output
-        with _CONTROLLER.limit(limits=1 if self.threads > 1 else available_cores(), user_api="blas"):
+        with BLAS.limit(limits=1 if self.threads > 1 else available_cores(), user_api="blas"):
             if self.team is None or self.workers > 1:
                 result = np.empty((self.batch, last.shape[3], last.shape[1], last.shape[2]), np.float32)
                 for start in range(0, self.batch, self.chunk):
@@ -733,7 +729,7 @@ class Plan:
             raise ValueError("run_layers needs a plan built with fuse=False")
         self._check(x)
         kept: dict[int, list[np.ndarray]] = {}
-        with _CONTROLLER.limit(limits=available_cores(), user_api="blas"):
+        with BLAS.limit(limits=available_cores(), user_api="blas"):
             for start in range(0, self.batch, self.chunk):
                 self._load(x[start:start + self.chunk])
                 for step in self.steps:

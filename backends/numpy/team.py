@@ -47,6 +47,9 @@ MESSAGE_BYTES = 1024
 # Slots of a ProcessTeam's shared int64 state, then `done` and `arrived`, one per rank.
 GENERATION, STOP, FAILED, CLAIMED, PER_RANK = 0, 1, 2, 3, 4
 
+# The BLAS libraries, found at import: a helper must not search the loaded libraries again (that
+# takes the dynamic loader's lock, which another thread of the parent may have held at the fork).
+BLAS = ThreadpoolController()
 _WAKERS: set[int] = set()  # every team's pipe ends that wake its helpers: a new helper closes them
 
 
@@ -201,7 +204,7 @@ class ProcessTeam:
         code = 0
         try:
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the parent, which stops the team
-            ThreadpoolController().limit(limits=1, user_api="blas")  # held for the helper's life
+            BLAS.limit(limits=1, user_api="blas")  # held for the helper's life
             state, seen = self.state, 0
             while True:
                 self._wait_for_run(seen, wake_read)
