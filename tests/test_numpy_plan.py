@@ -11,6 +11,7 @@ import os
 import numpy as np
 import pytest
 from tdn.backends.numpy.backend import NumpyProgram
+from tdn.backends.numpy.cores import available_cores
 from tdn.backends.numpy.memory import shared_zeros
 from tdn.backends.numpy.plan import (
     BANDS_PER_THREAD,
@@ -18,7 +19,6 @@ from tdn.backends.numpy.plan import (
     MIN_PROCESS_FLOPS,
     Plan,
     PlannedProgram,
-    available_cores,
     choose_algorithm,
 )
 from tdn.backends.numpy.team import PROCESSES_AVAILABLE, ProcessTeam, TeamError, ThreadTeam

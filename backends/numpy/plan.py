@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from tdn.backends.numpy.activations import activate
 from tdn.backends.numpy.convolution import convolve
+from tdn.backends.numpy.cores import available_cores
 from tdn.backends.numpy.memory import large_page_zeros, shared_zeros
 from tdn.backends.numpy.softmax import softmax
 from tdn.backends.numpy.team import BLAS, PROCESSES_AVAILABLE, ProcessTeam, TeamError, ThreadTeam
@@ -51,11 +52,6 @@ MIN_PROCESS_FLOPS = 1e8
 # Activations that never decrease, so max(act(x + b)) = act(max(x) + b).
 MONOTONIC = frozenset({"linear", "leaky", "relu", "logistic", "loggy", "tanh", "elu", "relie",
                        "ramp", "plse", "hardtan", "lhtan"})
-
-def available_cores() -> int:
-    """The cores this process may run on (the affinity mask, not the machine's count)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
 
 def choose_algorithm(node: Node) -> str:
     """The convolution algorithm for a node, by shape (measured on Tiny Darknet's layers)."""
