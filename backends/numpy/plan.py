@@ -563,9 +563,8 @@ class Plan:
             self.team = (ProcessTeam if self.processes else ThreadTeam)(members, work)
         self.batch_buffers: list[np.ndarray] = []  # the batch's inputs and results, for process lanes
         if self.workers == 1 and self.processes and len(self.lanes) > 1:
-            last = self.last_output
             self.inputs = shared_zeros((batch, *graph.input_shape))
-            self.results = shared_zeros((batch, last.shape[3], last.shape[1], last.shape[2]))
+            self.results = shared_zeros(self.result_shape)
             self.batch_buffers = [self.inputs, self.results]
 
     def _build(self, params: Sequence[LayerParams], algorithms: dict[int, str] | None,
@@ -676,10 +675,9 @@ class Plan:
         """The chunks of the batch a team member claims, through its own lane."""
         assert self.team is not None  # a plan with several lanes has a team
         lane = self.lanes[rank]
-        inputs = self.caller_inputs if rank == 0 else self.inputs  # the caller reads the images where they are
         for index in self.team.claim(rank, self.batch // self.chunk):
             start = index * self.chunk
-            lane._load(inputs[start:start + self.chunk])
+            lane._load(self.inputs[start:start + self.chunk])
             lane._execute()
             np.copyto(self.results[start:start + self.chunk], lane.last_output.transpose(0, 3, 1, 2))
 
@@ -695,29 +693,33 @@ class Plan:
         self._check(x)
         if self.processes and os.getpid() != self.owner:
             raise TeamError("a plan with a process team runs only in the process that built it, not in a fork")
-        last = self.last_output
         with BLAS.limit(limits=1 if self.threads > 1 else available_cores(), user_api="blas"):
             if self.team is None or self.workers > 1:
-                result = np.empty((self.batch, last.shape[3], last.shape[1], last.shape[2]), np.float32)
+                result = np.empty(self.result_shape, np.float32)
                 for start in range(0, self.batch, self.chunk):
                     self._load(x[start:start + self.chunk])
                     if self.team is None:
                         self._execute()
                     else:
                         self.team.run()
-                    np.copyto(result[start:start + self.chunk], last.transpose(0, 3, 1, 2))
+                    np.copyto(result[start:start + self.chunk], self.last_output.transpose(0, 3, 1, 2))
                 return result
-            self.caller_inputs = x
-            if isinstance(self.team, ProcessTeam):  # helpers read their images from shared memory
+            if self.processes:  # helpers read the batch and write their results in shared memory
                 np.copyto(self.inputs, x)
-            else:
-                self.inputs = x
-                self.results = np.empty((self.batch, last.shape[3], last.shape[1], last.shape[2]), np.float32)
+                self.team.run()
+                return self.results.copy()
+            self.inputs, self.results = x, np.empty(self.result_shape, np.float32)
             try:
                 self.team.run()
+                return self.results
             finally:
-                del self.caller_inputs  # the caller's array, not kept beyond the run
-            return self.results.copy() if self.processes else self.results
+                del self.inputs, self.results  # the caller's array and the result, not kept beyond the run
+
+    @property
+    def result_shape(self) -> tuple[int, int, int, int]:
+        """(batch, C', H', W'): what run returns."""
+        _, h, w, c = self.last_output.shape
+        return self.batch, c, h, w
 
     def run_layers(self, x: np.ndarray) -> list[np.ndarray]:
         """Every layer's output in NCHW (a plan built with fuse=False: fused layers have no own output)."""
