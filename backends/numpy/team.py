@@ -126,7 +126,6 @@ class ProcessTeam:
 
     def __init__(self, size: int, work: Callable[[int], None]):
         self.size, self.work = size, work
-        self.pids: list[int] = []
         self._finalizer: weakref.finalize | None = None
 
     def run(self) -> None:
@@ -185,19 +184,25 @@ class ProcessTeam:
         self.message = shared_zeros((MESSAGE_BYTES,), np.uint8)
         self.lock = multiprocessing.get_context("fork").Lock()
         self.parent = os.getpid()
-        self.pids, self.wakers = [], []
-        for rank in range(1, self.size):
-            wake_read, wake_write = os.pipe()
-            pid = os.fork()
-            if pid == 0:
-                os.close(wake_write)
-                self._serve(rank, wake_read)  # never returns
-            os.close(wake_read)
-            os.set_blocking(wake_write, False)  # a full pipe already holds wake-ups enough
-            _WAKERS.add(wake_write)
-            self.pids.append(pid)
-            self.wakers.append(wake_write)
+        self.pids: list[int] = []
+        self.wakers: list[int] = []
+        # Before the first fork: a fork that fails stops the helpers started before it.
         self._finalizer = weakref.finalize(self, _stop, self.parent, self.state, self.pids, self.wakers)
+        try:
+            for rank in range(1, self.size):
+                wake_read, wake_write = os.pipe()
+                pid = os.fork()
+                if pid == 0:
+                    os.close(wake_write)
+                    self._serve(rank, wake_read)  # never returns
+                os.close(wake_read)
+                os.set_blocking(wake_write, False)  # a full pipe already holds wake-ups enough
+                _WAKERS.add(wake_write)
+                self.pids.append(pid)
+                self.wakers.append(wake_write)
+        except BaseException:
+            self.close()
+            raise
 
     def _serve(self, rank: int, wake_read: int) -> None:
         """A helper's life: wait for a run, do its work, repeat; exit without returning."""
