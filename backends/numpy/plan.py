@@ -529,7 +529,8 @@ class Plan:
                  derived: dict[tuple[int, str], np.ndarray] | None = None):
         self.graph, self.batch, self.fuse = graph, batch, fuse
         self.owner = os.getpid()
-        self.threads = threads or available_cores()
+        self.cores = available_cores()  # read once: under a cgroup it means reading files
+        self.threads = threads or self.cores
         # Bands split one image between the members; lanes (below) take whole images when there
         # are several, each lane running its images' bands one after the other.
         self.workers = self.threads if batch == 1 else 1
@@ -693,7 +694,7 @@ class Plan:
         self._check(x)
         if self.processes and os.getpid() != self.owner:
             raise TeamError("a plan with a process team runs only in the process that built it, not in a fork")
-        with BLAS.limit(limits=1 if self.threads > 1 else available_cores(), user_api="blas"):
+        with BLAS.limit(limits=1 if self.threads > 1 else self.cores, user_api="blas"):
             if self.team is None or self.workers > 1:
                 result = np.empty(self.result_shape, np.float32)
                 for start in range(0, self.batch, self.chunk):
@@ -727,7 +728,7 @@ class Plan:
             raise ValueError("run_layers needs a plan built with fuse=False")
         self._check(x)
         kept: dict[int, list[np.ndarray]] = {}
-        with BLAS.limit(limits=available_cores(), user_api="blas"):
+        with BLAS.limit(limits=self.cores, user_api="blas"):
             for start in range(0, self.batch, self.chunk):
                 self._load(x[start:start + self.chunk])
                 for step in self.steps:
