@@ -49,6 +49,10 @@ class Layer:
         """Turn the arrays as stored into what a backend computes with."""
         return raw
 
+    def folded_layout(self, in_shape: Shape) -> list[tuple[str, tuple[int, ...]]]:
+        """The arrays `fold` returns, with their shapes: what a backend reads at inference."""
+        return self.weight_layout(in_shape)
+
     def describe(self, in_shape: Shape, out_shape: Shape, sources: tuple[Source, ...] = ()) -> str:
         """Darknet's line for this layer in its layer table, without the index."""
         raise NotImplementedError

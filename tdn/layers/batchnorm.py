@@ -39,6 +39,9 @@ class Batchnorm(Layer):
         return {"scales": factor.astype(np.float32),
                 "biases": (-raw["rolling_mean"] * factor).astype(np.float32)}
 
+    def folded_layout(self, in_shape: Shape) -> list[tuple[str, tuple[int, ...]]]:
+        return [("scales", (in_shape[0],)), ("biases", (in_shape[0],))]
+
     def describe(self, in_shape: Shape, out_shape: Shape, sources: tuple[Source, ...] = ()) -> str:
         c, h, w = in_shape
         return f"Batch Normalization Layer: {w} x {h} x {c} image"

@@ -18,7 +18,7 @@ import numpy as np
 from tdn.activations import ACTIVATIONS
 from tdn.cfg import Section
 from tdn.layers.base import Layer, Shape, Source
-from tdn.layers.convolutional import fold_layer_batchnorm
+from tdn.layers.convolutional import FOLDED_ARRAYS, fold_layer_batchnorm
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,9 @@ class Connected(Layer):
 
     def fold(self, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return fold_layer_batchnorm(raw, self.batch_normalize)
+
+    def folded_layout(self, in_shape: Shape) -> list[tuple[str, tuple[int, ...]]]:
+        return [(name, shape) for name, shape in self.weight_layout(in_shape) if name in FOLDED_ARRAYS]
 
     def describe(self, in_shape: Shape, out_shape: Shape, sources: tuple[Source, ...] = ()) -> str:
         # Darknet's table gives a connected layer no BFLOPs figure (its `ops` count does).

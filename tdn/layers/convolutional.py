@@ -26,10 +26,14 @@ def fold_batchnorm(weights: np.ndarray, biases: np.ndarray, scales: np.ndarray,
     return folded.astype(np.float32), (biases - mean * factor).astype(np.float32)
 
 
+# What fold_layer_batchnorm leaves of a convolutional or connected layer's arrays.
+FOLDED_ARRAYS = ("weights", "biases")
+
+
 def fold_layer_batchnorm(raw: dict[str, np.ndarray], batch_normalize: bool) -> dict[str, np.ndarray]:
     """A convolutional or connected layer's arrays as stored -> its weights and biases."""
     if not batch_normalize:
-        return {"weights": raw["weights"], "biases": raw["biases"]}
+        return {name: raw[name] for name in FOLDED_ARRAYS}
     weights, biases = fold_batchnorm(raw["weights"], raw["biases"], raw["scales"],
                                      raw["rolling_mean"], raw["rolling_variance"])
     return {"weights": weights, "biases": biases}
@@ -91,6 +95,9 @@ class Convolutional(Layer):
 
     def fold(self, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return fold_layer_batchnorm(raw, self.batch_normalize)
+
+    def folded_layout(self, in_shape: Shape) -> list[tuple[str, tuple[int, ...]]]:
+        return [(name, shape) for name, shape in self.weight_layout(in_shape) if name in FOLDED_ARRAYS]
 
     def describe(self, in_shape: Shape, out_shape: Shape, sources: tuple[Source, ...] = ()) -> str:
         c, h, w = in_shape
