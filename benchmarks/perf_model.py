@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from tdn.backends.cuda.plan import build_plan
@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parent.parent
 UPLOADS = tuple(INPUT_BYTES)  # float32 (today), uint8 (planned)
 
 
-def comma_list(known: Sequence[str]):
+def comma_list(known: Sequence[str]) -> Callable[[str], list[str]]:
     def parse(text: str) -> list[str]:
         items = text.split(",")
         unknown = [item for item in items if item not in known]
