@@ -114,13 +114,13 @@ def layer_costs(graph: Graph, batch: int, precision: str,
         if node.index not in launch_of:
             costs.append(LayerCost(node, 0.0, 0.0, 0.0, starts_launch=False))
             continue
+        # Route and shortcut read the earlier layers they list; a route not the previous one's
+        # output, a crop only the window it keeps, a layer fused after its producer nothing more.
         read = sum(values(graph.nodes[source].out_shape) for source in node.sources)
-        if node.kind == "route":
-            pass  # a route reads only the layers it lists, not the previous layer's output
-        elif node.kind == "crop":
-            read += values(node.out_shape)  # only the window it keeps
-        elif node.index == 0 or launch_of.get(node.index - 1) != launch_of[node.index]:
-            read += values(node.in_shape)  # else its input never left the chip
+        if node.kind == "crop":
+            read += values(node.out_shape)
+        elif node.kind != "route" and launch_of.get(node.index - 1) != launch_of[node.index]:
+            read += values(node.in_shape)
         parameters = sum(values(shape) * (weight if name == "weights" else VECTOR_BYTES)
                          for name, shape in node.layer.folded_layout(node.in_shape))
         costs.append(LayerCost(

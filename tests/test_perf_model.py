@@ -113,6 +113,15 @@ def test_a_shortcut_reads_both_of_its_inputs():
     assert shortcut.activation_bytes == 3 * 16 * 16 * 2
 
 
+def test_a_route_reads_only_the_layers_it_lists_and_a_crop_only_its_window():
+    graph = cfg(CONV_1X1 + "\n" + MAXPOOL + "\n[route]\nlayers=-2\n")  # 16x4x4 -> 16x2x2 -> 16x4x4
+    route = layer_costs(graph, 1, "fp32", plan_launches(graph))[2]
+    assert route.activation_bytes == 2 * 16 * 16 * 4
+    graph = cfg("[crop]\ncrop_height=2\ncrop_width=3\n")  # 8x4x4 -> 8x2x3
+    (crop,) = layer_costs(graph, 1, "fp16", plan_launches(graph))
+    assert crop.activation_bytes == 2 * 8 * 6 * 2
+
+
 def test_floors_and_totals_of_tiny_darknet_at_batch_1():
     graph = load_graph(REPO / "cfg/tiny.cfg")
     p = predict(graph, 1, "fp16", H100, plan_launches(graph))
