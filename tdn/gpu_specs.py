@@ -56,6 +56,7 @@ GPUS: dict[str, GpuSpec] = {
 # length (CUDA 12.6 on Ampere, "~2.5 us + ~1 ns/node"): NVIDIA Technical Blog, "Constant Time
 # Launch for Straight-Line CUDA Graphs and Other Performance Enhancements",
 #   https://developer.nvidia.com/blog/constant-time-launch-for-straight-line-cuda-graphs-and-other-performance-enhancements/
+# (the figure as public engineering notes quote that post; the post itself was not at hand).
 GRAPH_LAUNCH_S = 2.5 * MICRO
 # Each further node of a replayed chain of dependent no-op kernels added 0.58 us (a graph of N
 # no-op kernels took ~15 us + 0.58 us x N, host launch and sync included; RTX 5070 Ti, CUDA 13.3):
