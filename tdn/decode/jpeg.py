@@ -10,6 +10,7 @@ from tdn.decode.colour import cmyk_to_rgb, ycbcr_to_rgb, ycck_to_rgb
 from tdn.decode.idct import idct_blocks
 from tdn.decode.jpeg_coefficients import dequantised_blocks
 from tdn.decode.jpeg_header import JpegHeader, NotForStb, parse
+from tdn.decode.size import check_size
 from tdn.decode.upsample import upsample
 
 
@@ -17,6 +18,7 @@ def decode_jpeg(path: str | Path, data: bytes) -> np.ndarray:
     """The file's bytes (and its path, for libjpeg) -> HxWx3 uint8. NotForStb if stb would
     refuse it or it uses sampling ratios this decoder does not reproduce."""
     header = parse(data)
+    check_size(header.width, header.height)
     planes = _planes(header, dequantised_blocks(path, len(header.components)))
     if len(planes) == 1:
         return np.repeat(planes[0][:, :, None], 3, axis=2)
