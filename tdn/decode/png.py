@@ -23,5 +23,8 @@ def decode_png(data: bytes) -> np.ndarray:
             # 16-bit grey: Pillow keeps every bit; stb keeps the high byte.
             grey = (np.asarray(image).astype(np.uint32) >> 8).astype(np.uint8)
             return np.repeat(grey[:, :, None], 3, axis=2)
+        if image.mode in ("P", "PA"):
+            # Through RGBA: the palette's alpha is dropped, as stb drops it, without a warning.
+            return np.ascontiguousarray(np.asarray(image.convert("RGBA"), dtype=np.uint8)[:, :, :3])
         # Pillow already reduces 16-bit colour samples to their high byte, as stb does.
         return np.asarray(image.convert("RGB"), dtype=np.uint8)
