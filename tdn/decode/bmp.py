@@ -81,7 +81,9 @@ def decode_bmp(data: bytes) -> np.ndarray:
     size = bpp // 8
     rows = _rows(data, start, height, size * width + (-size * width & 3))
     words = rows[:, :size * width].reshape(height, width, size).astype(np.uint32)
-    pixels = sum(words[:, :, i] << (8 * i) for i in range(size))
+    pixels = words[:, :, 0].copy()
+    for i in range(1, size):
+        pixels |= words[:, :, i] << (8 * i)
     return _flip(np.stack([_channel(pixels, mask) for mask in masks[:3]], axis=-1), bottom_up)
 
 
