@@ -20,6 +20,7 @@ from tdn.decode import DecoderWarning, darknet_pixels
 from tdn.decode.colour import _fixed, blinn, ycbcr_to_rgb
 from tdn.decode.idct import idct_blocks
 from tdn.decode.jpeg import _planes, decode_jpeg
+from tdn.decode.jpeg_coefficients import block_counts
 from tdn.decode.jpeg_header import Component, JpegHeader, NotForStb, parse
 from tdn.decode.upsample import source_rows, upsample
 from tdn.image import decode
@@ -202,7 +203,15 @@ def test_pillow_encoded_jpegs_decode_within_a_few_levels_of_pillow(seed, width, 
     options = {"restart_marker_blocks": restart} if restart else {}
     _smooth_image(seed, width, height, grey).save(buffer, "JPEG", quality=quality, subsampling=subsampling,
                                                   progressive=progressive, **options)
-    _compare(buffer.getvalue(), tolerance=8)
+    # Two integer IDCTs disagree more where quantisers are coarse; in images a few pixels
+    # across, edge pixels (where the upsamplers differ most) are most of the image; and
+    # libjpeg-turbo drops its smoothing filter when the chroma is at most 2 samples wide
+    # (jdsample.c: fancy only if downsampled_width > 2), where stb still filters vertically.
+    if subsampling != "4:4:4" and width <= 4 and not grey:
+        _compare(buffer.getvalue(), tolerance=40, mean=8.0)
+    else:
+        _compare(buffer.getvalue(), tolerance=8 if quality >= 30 else 16,
+                 mean=1.0 if min(width, height) >= 8 else 3.0)
 
 
 @settings(max_examples=20, deadline=None)
@@ -221,6 +230,12 @@ def test_other_sampling_factors_decode_within_a_few_levels_of_pillow(seed, width
             data = file.read()
     header = parse(data)
     assert [(c.v, c.h) for c in header.components] == [tuple(f) for f in factors]
+    # jpeglib fills arrays of the sizes it is given: they must be libjpeg's own block counts.
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "image.jpg")
+        with open(path, "wb") as file:
+            file.write(data)
+        assert np.array_equal(block_counts(header), np.asarray(jpeglib.read_dct(path).block_dims))
     if factors == ((2, 1), (1, 1), (1, 1)):
         _compare(data, tolerance=8)
     else:  # libjpeg-turbo upsamples these its own way (no fancy filter); only roughly comparable

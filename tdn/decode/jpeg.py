@@ -19,7 +19,7 @@ def decode_jpeg(path: str | Path, data: bytes) -> np.ndarray:
     refuse it or it uses sampling ratios this decoder does not reproduce."""
     header = parse(data)
     check_size(header.width, header.height)
-    planes = _planes(header, dequantised_blocks(path, len(header.components)))
+    planes = _planes(header, dequantised_blocks(path, data, header))
     if len(planes) == 1:
         return np.repeat(planes[0][:, :, None], 3, axis=2)
     if len(planes) == 3:

@@ -35,6 +35,7 @@ class JpegHeader:
     components: tuple[Component, ...]
     jfif: bool
     adobe_transform: int  # -1: no Adobe APP14 segment
+    progressive: bool = False
 
     @property
     def is_rgb(self) -> bool:
@@ -108,7 +109,7 @@ def parse(data: bytes) -> JpegHeader:
     if frame is None:
         raise NotForStb("no frame header")
     width, height, components = frame
-    return JpegHeader(width, height, components, jfif, adobe)
+    return JpegHeader(width, height, components, jfif, adobe, progressive)
 
 
 def _frame(segment: bytes, at: int) -> tuple[int, int, tuple[Component, ...]]:
