@@ -15,6 +15,9 @@ from functools import cache
 import numpy as np
 
 
+_BAND = 32768  # pixels per band
+
+
 def _fixed(x: float) -> int:
     # stbi__float2fixed: ((int)(x * 4096.0f + 0.5f)) << 8, in float arithmetic.
     return int(np.float32(x) * np.float32(4096) + np.float32(0.5)) << 8
@@ -35,11 +38,17 @@ def _tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def ycbcr_to_rgb(y: np.ndarray, cb: np.ndarray, cr: np.ndarray) -> np.ndarray:
     """Three HxW uint8 planes -> HxWx3 uint8 RGB."""
     red, green, blue = _tables()
-    luma = y.astype(np.int16)
     out = np.empty(y.shape + (3,), np.uint8)
-    out[..., 0] = np.clip(luma + red[cr], 0, 255)
-    out[..., 1] = np.clip(luma + green[(cb.astype(np.intp) << 8) | cr], 0, 255)
-    out[..., 2] = np.clip(luma + blue[cb], 0, 255)
+    # A band of rows at a time keeps the temporaries in cache.
+    rows = max(1, _BAND // max(1, y.shape[1]))
+    for top in range(0, y.shape[0], rows):
+        band = slice(top, top + rows)
+        luma = y[band].astype(np.int16)
+        both = cb[band].astype(np.uint16) << 8
+        both |= cr[band]
+        out[band, :, 0] = np.clip(luma + red[cr[band]], 0, 255)
+        out[band, :, 1] = np.clip(luma + green[both], 0, 255)
+        out[band, :, 2] = np.clip(luma + blue[cb[band]], 0, 255)
     return out
 
 

@@ -46,5 +46,6 @@ def dequantised_blocks(path: str | Path, data: bytes, header: JpegHeader) -> lis
     except Exception as error:  # jpeglib raises plain Exceptions (IOError) for libjpeg errors
         raise NotForStb(f"libjpeg cannot read its coefficients: {error}") from None
     arrays = [jpeg.Y, jpeg.Cb, jpeg.Cr, jpeg.K][:count]
-    return [(array.astype(np.int32) * jpeg.qt[number].astype(np.int32)).astype(np.int16)
+    # In int16 arithmetic the product wraps to exactly stb's (short)(coefficient * quantiser).
+    return [np.multiply(array, jpeg.qt[number].astype(np.int16), dtype=np.int16)
             for array, number in zip(arrays, jpeg.quant_tbl_no)]

@@ -8,13 +8,10 @@ Pillow instead of getting pixels Darknet could never have seen.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 _SOF = (0xC0, 0xC1, 0xC2)  # baseline, extended sequential, progressive: all stb accepts
 _SOS, _EOI, _DNL, _DRI, _DQT, _DHT, _COM = 0xDA, 0xD9, 0xDC, 0xDD, 0xDB, 0xC4, 0xFE
-# A marker after entropy-coded data: 0xFF (plus fill 0xFFs) then neither a stuffed 0 nor RSTn.
-_NEXT_MARKER = re.compile(rb"\xff+[^\x00\xd0-\xd7\xff]")
 
 
 class NotForStb(Exception):
@@ -85,10 +82,7 @@ def parse(data: bytes) -> JpegHeader:
             if frame is None:
                 raise NotForStb(f"scan before the frame header at byte {at - 2}")
             _scan(segment, frame[2], code_at=at - 2, progressive=progressive)
-            found = _NEXT_MARKER.search(data, at + length)
-            if found is None:
-                raise NotForStb("file ends inside entropy-coded data (no EOI)")
-            at = found.start()
+            at = _after_entropy_coded_data(data, at + length)
             continue
         elif 0xE0 <= code <= 0xEF or code == _COM:
             if code == 0xE0 and segment[:5] == b"JFIF\x00":
@@ -110,6 +104,19 @@ def parse(data: bytes) -> JpegHeader:
         raise NotForStb("no frame header")
     width, height, components = frame
     return JpegHeader(width, height, components, jfif, adobe, progressive)
+
+
+def _after_entropy_coded_data(data: bytes, at: int) -> int:
+    """Offset of the first marker after a scan's data: a 0xFF that is not a stuffed 0xFF00,
+    a restart marker or a fill byte."""
+    while True:
+        at = data.find(b"\xff", at)
+        if at < 0 or at + 1 >= len(data):
+            raise NotForStb("file ends inside entropy-coded data (no EOI)")
+        following = data[at + 1]
+        if following != 0 and not 0xD0 <= following <= 0xD7 and following != 0xFF:
+            return at
+        at += 1
 
 
 def _frame(segment: bytes, at: int) -> tuple[int, int, tuple[Component, ...]]:
