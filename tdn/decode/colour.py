@@ -14,7 +14,6 @@ from functools import cache
 
 import numpy as np
 
-
 _BAND = 32768  # pixels per band
 
 
