@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 # Blocks per slice: keeps every temporary in cache; the slices are independent.
-_SLICE = 2048
+_SLICE = 4096
 
 
 def _fixed(x: float) -> int:
