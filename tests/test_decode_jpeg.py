@@ -289,3 +289,34 @@ def test_jpeg_features_stb_lacks_are_named(tmp_path):
     with pytest.raises(NotForStb, match="no EOI"):
         parse(b"\xff\xd8\xff\xc0\x00\x0b\x08\x00\x08\x00\x08\x01\x01\x11\x00\xff\xda\x00\x08\x01\x01\x00\x00"
               b"\x3f\x00\x12\x34")
+
+
+def test_four_components_follow_the_adobe_transform(tmp_path):
+    buffer = io.BytesIO()
+    _smooth_image(4, 20, 12, False).convert("CMYK").save(buffer, "JPEG", quality=95)
+    data = buffer.getvalue()
+    at = data.find(b"Adobe\x00") + 11  # the transform byte of the APP14 segment
+    assert data[at] == 0
+    header = parse(data)
+    path = tmp_path / "cmyk.jpg"
+    path.write_bytes(data)
+    from tdn.decode.jpeg_coefficients import dequantised_blocks
+
+    planes = _planes(header, dequantised_blocks(path, data, header))
+    assert np.array_equal(decode_jpeg(path, data), np.stack([blinn(p, planes[3]) for p in planes[:3]], -1))
+    for transform, expected in ((2, blinn(255 - ycbcr_to_rgb(*planes[:3]), planes[3][..., None])),
+                                (1, ycbcr_to_rgb(*planes[:3]))):  # YCCK; YCbCr with K ignored
+        patched = data[:at] + bytes([transform]) + data[at + 1:]
+        path.write_bytes(patched)
+        assert np.array_equal(decode_jpeg(path, patched), expected)
+
+
+def test_exif_orientation_is_ignored(tmp_path):
+    image = _smooth_image(6, 24, 10, False)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    plain, rotated = tmp_path / "plain.jpg", tmp_path / "rotated.jpg"
+    image.save(plain, quality=90)
+    image.save(rotated, quality=90, exif=exif)
+    assert np.array_equal(decode(rotated), decode(plain)) and decode(rotated).shape == (10, 24, 3)
+    assert decode(rotated, "pillow").shape == (10, 24, 3)
