@@ -13,14 +13,16 @@ from tdn.network import Network, load
 __version__ = "0.1.0"
 
 
-def preprocess(image: ImageLike, net: Network | Graph, mode: str = "resize_min"):
+def preprocess(image: ImageLike, net: Network | Graph, mode: str = "resize_min", decoder: str = "darknet"):
     """An image (path, PIL image or HxWx3 uint8 array) as the network's 3xHxW float32 input.
 
     Modes: resize_min (Darknet 2016: shorter side to the network width, the network runs
     at the image's size), letterbox (today's `darknet classify`), stretch, crop.
+    decoder: "darknet" decodes files to exactly Darknet's pixels (stb_image's), "pillow" uses
+    Pillow (libjpeg-turbo: faster, JPEG pixels off by a few levels). EXIF orientation is ignored.
     """
     graph = net.graph if isinstance(net, Network) else net
-    return preprocess_pixels(decode(image), graph.net.width, graph.net.height, mode)
+    return preprocess_pixels(decode(image, decoder), graph.net.width, graph.net.height, mode)
 
 
 __all__ = [

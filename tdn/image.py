@@ -15,14 +15,18 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from tdn.decode import DECODERS, darknet_pixels, fell_back
 from tdn.errors import ImageError
 
 ImageLike = str | Path | Image.Image | np.ndarray
 MODES = ("resize_min", "letterbox", "stretch", "crop")
 
 
-def decode(image: ImageLike) -> np.ndarray:
-    """Any supported image as 8-bit RGB, HxWx3."""
+def decode(image: ImageLike, decoder: str = "darknet") -> np.ndarray:
+    """Any supported image as 8-bit RGB, HxWx3. Files: decoder "darknet" gives the pixels of
+    Darknet's decoder (tdn.decode), "pillow" Pillow's; both ignore EXIF orientation."""
+    if decoder not in DECODERS:
+        raise ValueError(f"unknown decoder '{decoder}' (expected one of {', '.join(DECODERS)})")
     if isinstance(image, np.ndarray):
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             raise ImageError(f"array image: expected HxWx3 uint8, got {image.shape} {image.dtype}")
@@ -35,8 +39,14 @@ def decode(image: ImageLike) -> np.ndarray:
     except OSError as error:
         raise ImageError(f"{path}: cannot read image: {error.strerror or error}") from None
     try:
+        exact = darknet_pixels(path, data) if decoder == "darknet" else None
+        if isinstance(exact, np.ndarray):
+            return exact
         with Image.open(io.BytesIO(data)) as opened:
-            return _rgb(opened, str(path))
+            pixels = _rgb(opened, str(path))
+        if exact is not None:
+            fell_back(path, exact)
+        return pixels
     except UnidentifiedImageError:
         # PIL's message names the in-memory buffer, a different address each run.
         raise ImageError(f"{path}: not a readable image: unknown image format") from None

@@ -82,16 +82,18 @@ class Network:
                 for out in outs]
 
     def predict_batches(self, images: Iterable[ImageLike], batch: int = 8, mode: str = "resize_min",
-                        workers: int = 4, strict: bool = True) -> Iterator[pipeline.Prediction]:
+                        workers: int = 4, strict: bool = True,
+                        decoder: str = "darknet") -> Iterator[pipeline.Prediction]:
         """Classify many images (paths, PIL images, HxWx3 uint8 arrays, or 3xHxW float32 inputs
         already preprocessed), decoded on `workers` threads while the previous batch runs.
         Yields one tdn.pipeline.Prediction per image, in input order; strict=False reports an
         unreadable image as a Prediction with .error instead of raising ImageError.
+        decoder: "darknet" decodes files to Darknet's own pixels, "pillow" with Pillow.
         resize_min raises tdn.graph.ResizeError at once for a network Darknet cannot resize."""
         if mode == "resize_min":
             self.graph.check_resizable()
         return pipeline.predict_batches(self.predict, images, self.graph.net.width, self.graph.net.height,
-                                        mode, batch, workers, strict)
+                                        mode, batch, workers, strict, decoder)
 
 
 def load(cfg: str | Path, weights: str | Path, backend: str | Backend = "auto",

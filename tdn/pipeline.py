@@ -121,13 +121,14 @@ class _Prepared:
         return self.x
 
 
-def _prepare(index: int, image: ImageLike, width: int, height: int, mode: str) -> _Prepared:
+def _prepare(index: int, image: ImageLike, width: int, height: int, mode: str,
+             decoder: str = "darknet") -> _Prepared:
     source = describe(image, index)
     try:
         if isinstance(image, np.ndarray) and image.dtype == np.float32:
             x = image  # already a preprocessed 3xHxW network input
         else:
-            x = preprocess_pixels(decode(image), width, height, mode)
+            x = preprocess_pixels(decode(image, decoder), width, height, mode)
     except ImageError as error:
         return _Prepared(index, source, None, str(error))
     except (OSError, ValueError, Image.DecompressionBombError) as error:
@@ -137,19 +138,19 @@ def _prepare(index: int, image: ImageLike, width: int, height: int, mode: str) -
 
 
 def prepared(images: Iterable[ImageLike], width: int, height: int, mode: str,
-             workers: int = 4, lookahead: int = 16) -> Iterator[_Prepared]:
+             workers: int = 4, lookahead: int = 16, decoder: str = "darknet") -> Iterator[_Prepared]:
     """Preprocessed images in input order, `lookahead` of them in flight on `workers` threads.
     workers=0 preprocesses in the calling thread."""
     numbered = enumerate(images)
     if workers == 0:
         for index, image in numbered:
-            yield _prepare(index, image, width, height, mode)
+            yield _prepare(index, image, width, height, mode, decoder)
         return
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tdn-decode") as pool:
         pending: deque[Future[_Prepared]] = deque()
         try:
             for index, image in numbered:
-                pending.append(pool.submit(_prepare, index, image, width, height, mode))
+                pending.append(pool.submit(_prepare, index, image, width, height, mode, decoder))
                 if len(pending) > lookahead:
                     yield pending.popleft().result()
             while pending:
@@ -179,18 +180,19 @@ def batches(items: Iterable[_Prepared], batch: int) -> Iterator[list[_Prepared]]
 
 def predict_batches(predict: Callable[[np.ndarray], np.ndarray], images: Iterable[ImageLike],
                     width: int, height: int, mode: str = "resize_min", batch: int = 8,
-                    workers: int = 4, strict: bool = True) -> Iterator[Prediction]:
+                    workers: int = 4, strict: bool = True, decoder: str = "darknet") -> Iterator[Prediction]:
     """Run `predict` ((N,C,H,W) -> (N,classes)) over images; one Prediction per image, in order.
 
     strict: raise ImageError at the first unreadable image (after yielding those before it);
-    otherwise yield a Prediction carrying the error and go on.
+    otherwise yield a Prediction carrying the error and go on. decoder: "darknet" (Darknet's
+    pixels, tdn.decode) or "pillow" for image files.
     """
     if batch < 1 or workers < 0:
         raise ValueError(f"batch must be >= 1 and workers >= 0, got batch={batch}, workers={workers}")
     if mode not in MODES:
         raise ValueError(f"unknown preprocessing mode '{mode}' (expected one of {', '.join(MODES)})")
     # Two batches ahead: the next one is ready when the current one finishes.
-    items = prepared(images, width, height, mode, workers, lookahead=2 * batch + workers)
+    items = prepared(images, width, height, mode, workers, lookahead=2 * batch + workers, decoder=decoder)
     for group in batches(items, batch):
         if group[0].x is None:
             if strict:

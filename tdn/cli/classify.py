@@ -10,6 +10,7 @@ from tqdm import tqdm
 
 from tdn.classes import names_from_data_file, read_names, top_k
 from tdn.cli.options import positive_int
+from tdn.decode import DECODERS
 from tdn.errors import TdnError
 from tdn.image import MODES
 from tdn.network import load
@@ -63,6 +64,11 @@ def add_input_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
                         help="threads decoding and preprocessing ahead of the backend "
                              "(default min(4, CPUs); 0: in the main thread)")
+    parser.add_argument("--decoder", choices=DECODERS, default="darknet",
+                        help="darknet: decode JPEG, PNG and BMP to exactly the pixels Darknet's "
+                             "stb_image gives (default; other files go to Pillow with a warning); "
+                             "pillow: Pillow's libjpeg-turbo, faster, JPEG pixels a few levels off. "
+                             "Both ignore EXIF orientation, as Darknet does")
     parser.add_argument("--strict", action="store_true",
                         help="stop with exit status 1 at the first unreadable image "
                              "(default: report it on stderr, skip it and go on)")
@@ -107,7 +113,8 @@ def run(args: argparse.Namespace) -> int:
     classified = skipped = 0
     with atomic_output(args.output) as out, progress(len(paths), args.batch) as bar:
         write_header(args.format, out)
-        for prediction in net.predict_batches(paths, args.batch, args.resize, args.workers, args.strict):
+        for prediction in net.predict_batches(paths, args.batch, args.resize, args.workers, args.strict,
+                                              args.decoder):
             if prediction.error is None:
                 assert prediction.probabilities is not None  # exactly one of the two is set
                 classified += 1

@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     with progress(len(labelled), args.batch) as bar:
         predictions = net.predict_batches([path for path, _ in labelled], args.batch, args.resize,
-                                          args.workers, args.strict)
+                                          args.workers, args.strict, args.decoder)
         for prediction in predictions:
             if prediction.ok:
                 assert prediction.probabilities is not None  # ok: the error is unset, the probabilities set

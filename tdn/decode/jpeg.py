@@ -1,0 +1,54 @@
+"""JPEG to RGB pixels exactly as stb_image v2.19 (Darknet's decoder) makes them on x86-64."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from tdn.decode.colour import cmyk_to_rgb, ycbcr_to_rgb, ycck_to_rgb
+from tdn.decode.idct import idct_blocks
+from tdn.decode.jpeg_coefficients import dequantised_blocks
+from tdn.decode.jpeg_header import JpegHeader, NotForStb, parse
+from tdn.decode.size import check_size
+from tdn.decode.upsample import upsample
+
+
+def decode_jpeg(path: str | Path, data: bytes) -> np.ndarray:
+    """The file's bytes (and its path, for libjpeg) -> HxWx3 uint8. NotForStb if stb would
+    refuse it or it uses sampling ratios this decoder does not reproduce."""
+    header = parse(data)
+    check_size(header.width, header.height)
+    planes = _planes(header, dequantised_blocks(path, data, header))
+    if len(planes) == 1:
+        return np.repeat(planes[0][:, :, None], 3, axis=2)
+    if len(planes) == 3:
+        return np.stack(planes, axis=-1) if header.is_rgb else ycbcr_to_rgb(*planes)
+    if header.adobe_transform == 0:
+        return cmyk_to_rgb(*planes)
+    if header.adobe_transform == 2:
+        return ycck_to_rgb(*planes)
+    return ycbcr_to_rgb(*planes[:3])  # stb ignores a fourth component it cannot name
+
+
+def _planes(header: JpegHeader, blocks: list[np.ndarray]) -> list[np.ndarray]:
+    """Each component's samples, upsampled to height x width."""
+    h_max = max(c.h for c in header.components)
+    v_max = max(c.v for c in header.components)
+    planes = []
+    for component, coefficients in zip(header.components, blocks):
+        if h_max % component.h or v_max % component.v:
+            # stb reads such files past the component's row ends; not reproduced here.
+            raise NotForStb(f"sampling factors {component.h}x{component.v} of {h_max}x{v_max} "
+                            "are not a whole ratio")
+        hs, vs = h_max // component.h, v_max // component.v
+        rows = -(-header.height * component.v // v_max)
+        columns = -(-header.width // hs)
+        block_rows, block_columns = -(-rows // 8), -(-columns // 8)
+        if coefficients.shape[0] < block_rows or coefficients.shape[1] < block_columns:
+            raise NotForStb(f"libjpeg gives {coefficients.shape[:2]} blocks where "
+                            f"{(block_rows, block_columns)} are needed")
+        samples = idct_blocks(coefficients[:block_rows, :block_columns])
+        plane = samples.transpose(0, 2, 1, 3).reshape(block_rows * 8, block_columns * 8)
+        planes.append(upsample(plane, hs, vs, header.width, header.height, rows))
+    return planes
