@@ -48,9 +48,10 @@ flip=0
 def untrained_head(cfg: Path, data: Path, out: Path) -> None:
     """The adapted network exactly as training starts it: tiny.weights plus a new 5-class head."""
     import torch
-    from tdn.weights import Header, write_weights
     from tdn_torch.train.data import Dataset
     from tdn_torch.train.setup import prepare
+
+    from tdn.weights import Header, write_weights
 
     run = prepare(str(cfg), Dataset.load(str(data)), 0, torch.device("cpu"),
                   weights=str(SHARED / "weights" / "tiny.weights"), classes=len(CLASSES), freeze=True,

@@ -148,3 +148,7 @@ def test_the_torch_plugin_arrives_through_its_entry_point(installed_backends):
     backend = installed_backends.get("torch")
     assert isinstance(backend, Backend) and backend.precisions == ("fp32", "fp64")
     assert "tdn_torch" in sys.modules and sys.modules["tdn_torch"].__file__.startswith(str(REPO / "plugins"))
+    from tdn.plugins import collect_commands, make_plugin_manager
+
+    train = collect_commands(make_plugin_manager(entry_points=True))["train"]
+    assert train.plugin == "tdn-torch" and train.run.__module__ == "tdn_torch.train.command"
