@@ -111,6 +111,12 @@ def test_augmentation_without_randomness_is_the_identity_and_flip_mirrors():
     mirrored = [augment.augment(image, replace(still, flip=True), rng) for _ in range(20)]
     assert any(np.array_equal(m, image[:, :, ::-1]) for m in mirrored)
     assert any(np.array_equal(m, image) for m in mirrored)
+    # Tiny Darknet's colour and aspect settings: a stretch can leave the scaled image narrower than
+    # the crop (a negative offset range, which Darknet's rand_uniform takes in either order).
+    tiny = net_options("angle=7\naspect=.75\nhue=.1\nsaturation=.75\nexposure=.75\nmax_crop=8")
+    for shape in [(3, 8, 8)] * 20 + [(3, 5, 11)] * 5:
+        crop = augment.augment(rng.uniform(0, 1, shape).astype(np.float32), tiny, rng)
+        assert crop.shape == (3, 8, 8) and crop.min() >= 0 and crop.max() <= 1
     # A half turn about the centre, at scale 1: pixel (x, y) samples (8 - x, 8 - y), zero outside.
     turned = augment.rotate_crop(image, np.pi, 1.0, 8, 0.0, 0.0, 1.0)
     assert np.allclose(turned[:, 1:, 1:], image[:, :0:-1, :0:-1], atol=1e-5) and np.all(turned[:, 0, :] == 0)

@@ -18,9 +18,14 @@ from tdn.image import resize
 from tdn_torch.train.options import TrainOptions
 
 
+def rand_uniform(rng: np.random.Generator, low: float, high: float) -> float:
+    """utils.c rand_uniform: uniform between the two bounds, in either order."""
+    return float(rng.uniform(min(low, high), max(low, high)))
+
+
 def rand_scale(rng: np.random.Generator, s: float) -> float:
     """utils.c rand_scale: a factor in [1, s] or its inverse, each with probability 1/2."""
-    scale = float(rng.uniform(min(1.0, s), max(1.0, s)))
+    scale = rand_uniform(rng, 1.0, s)
     return scale if rng.integers(2) else 1.0 / scale
 
 
@@ -98,15 +103,14 @@ def augment(image: np.ndarray, options: TrainOptions, rng: np.random.Generator) 
         r = int(rng.integers(min(options.min_size, options.max_size), max(options.min_size, options.max_size) + 1))
         shorter = height if height < width * aspect else width * aspect
         s = r / shorter
-        rad = float(rng.uniform(-options.angle, options.angle)) * 2 * math.pi / 360
-        dx = (width * s / aspect - size) / 2
-        dy = (height * s - size) / 2
-        dx, dy = float(rng.uniform(-dx, dx)) if dx else 0.0, float(rng.uniform(-dy, dy)) if dy else 0.0
+        rad = rand_uniform(rng, -options.angle, options.angle) * 2 * math.pi / 360
+        dx = rand_uniform(rng, -(width * s / aspect - size) / 2, (width * s / aspect - size) / 2)
+        dy = rand_uniform(rng, -(height * s - size) / 2, (height * s - size) / 2)
         crop = rotate_crop(image, rad, s, size, dx, dy, aspect)
     if options.flip and rng.integers(2):
         crop = np.ascontiguousarray(crop[:, :, ::-1])
     # Darknet always distorts; with hue 0 and factors 1 that is the identity up to rounding.
     if options.hue or options.saturation != 1 or options.exposure != 1:
-        hue = float(rng.uniform(-options.hue, options.hue))
+        hue = rand_uniform(rng, -options.hue, options.hue)
         crop = distort(crop, hue, rand_scale(rng, options.saturation), rand_scale(rng, options.exposure))
     return crop
