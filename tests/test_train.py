@@ -271,3 +271,19 @@ def test_digits_from_scratch_then_tdn_valid_on_numpy(digits, tdn_cli, tmp_path, 
     summary = capsys.readouterr().out.splitlines()[0]
     assert summary.startswith("images: 360  top-1: ")
     assert float(summary.split()[3]) >= 0.93, summary
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason=f"needs a CUDA device visible to torch (this torch "
+                    f"{torch.__version__}: {'no device' if torch.version.cuda else 'built without CUDA'})")
+def test_training_on_cuda_writes_weights_that_load(train_set, tmp_path):
+    run = prepare(str(DIGITS_CFG), train_set, 0, torch.device("cuda"), max_batches=5)
+    trainer = Trainer(run)
+    assert trainer.train()
+    out = tmp_path / "cuda.weights"
+    from tdn.weights import Header
+
+    write_weights(out, run.graph, trainer.raw_params(), Header(seen=trainer.seen))
+    header, params = read_weights(out, run.graph)
+    assert header.seen == 5 * 64 and all(np.isfinite(a).all() for p in params for a in p.values())
+    assert not np.array_equal(params[0]["weights"], run.params[0]["weights"])
