@@ -13,6 +13,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from tdn.errors import TdnError
+
 HELP = "train a Darknet classifier on labelled images (tdn-torch)"
 
 
@@ -63,8 +65,6 @@ def _write_text(path: Path, text: str) -> None:
 
 
 def _checked(args: argparse.Namespace) -> None:
-    from tdn.errors import TdnError
-
     if (args.classes or args.freeze) and not args.weights:
         raise TdnError("--classes and --freeze need --weights INIT (the trained network to start from)")
     if not args.out.endswith(".weights"):
@@ -91,7 +91,6 @@ def run(args: argparse.Namespace) -> int:
     resume = Checkpoint.load(args.resume) if args.resume else None
     seed = args.seed if args.seed is not None else (resume.seed if resume else 0)
     if resume and seed != resume.seed:
-        from tdn.errors import TdnError
         raise TdnError(f"--seed {seed}: the checkpoint was trained with seed {resume.seed}")
     device = torch.device("cuda" if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
                           else "cpu")

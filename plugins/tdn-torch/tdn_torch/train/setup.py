@@ -54,7 +54,7 @@ def prepare(cfg: str, dataset: Dataset, seed: int, device: torch.device, *, weig
         text = adapted_cfg_text(text, read_cfg(cfg)[index + 1], trained.nodes[index].kind, classes)
         source = str(adapted_cfg)
     sections = parse_cfg_text(text, source)
-    graph = build_graph(parse_cfg_text(text, source), source)
+    graph = build_graph(sections, source)
     options = TrainOptions.from_section(sections[0])
     if max_batches is not None:
         options = replace(options, max_batches=max_batches)
