@@ -262,15 +262,16 @@ def test_fine_tuning_replaces_the_classifier_and_freezes_the_rest(digits, tdn_cl
 
 
 def test_digits_from_scratch_then_tdn_valid_on_numpy(digits, tdn_cli, tmp_path, capsys):
-    """A short run (the full one: benchmarks/digits_train.py, 600 updates, >= 97%)."""
+    """A short run: 200 of the cfg's 600 updates (98.3% here with seed 0, 97.8% with seed 1; the
+    full run is benchmarks/digits_train.py, 99.7%)."""
     out = tmp_path / "digits.weights"
-    assert tdn_cli(["train", str(DIGITS_CFG), str(digits[0]), "--out", str(out), "--max-batches", "150"]) == 0
+    assert tdn_cli(["train", str(DIGITS_CFG), str(digits[0]), "--out", str(out), "--max-batches", "200"]) == 0
     capsys.readouterr()
     assert tdn_cli(["valid", "--backend", "numpy", str(DIGITS_CFG), str(out), "--labels",
                     str(out.with_suffix(".names")), str(digits[1])]) == 0
     summary = capsys.readouterr().out.splitlines()[0]
     assert summary.startswith("images: 360  top-1: ")
-    assert float(summary.split()[3]) >= 0.93, summary
+    assert float(summary.split()[3]) >= 0.95, summary
 
 
 @pytest.mark.gpu
