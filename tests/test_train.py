@@ -288,3 +288,23 @@ def test_training_on_cuda_writes_weights_that_load(train_set, tmp_path):
     header, params = read_weights(out, run.graph)
     assert header.seen == 5 * 64 and all(np.isfinite(a).all() for p in params for a in p.values())
     assert not np.array_equal(params[0]["weights"], run.params[0]["weights"])
+
+
+def test_connected_batch_norm_dropout_and_a_cost_layer(train_set, tmp_path):
+    cfg = tmp_path / "mlp.cfg"
+    cfg.write_text("[net]\nbatch=16\nsubdivisions=2\nwidth=8\nheight=8\nchannels=3\nlearning_rate=0.05\n"
+                   "policy=steps\nsteps=2\nscales=.5\nmax_batches=4\nmin_crop=8\nmax_crop=8\nflip=0\n\n"
+                   "[connected]\noutput=32\nbatch_normalize=1\nactivation=leaky\n\n[dropout]\nprobability=.5\n\n"
+                   "[connected]\noutput=10\nactivation=linear\n\n[softmax]\ngroups=1\n\n[cost]\ntype=sse\nscale=.5\n")
+    run = prepare(str(cfg), train_set, 0, CPU)
+    assert (run.head, run.loss_scale) == (3, 1.5)  # Darknet adds the cost layer's scaled delta
+    trainer = Trainer(run)
+    assert trainer.train() and trainer.seen == 4 * 16
+    moved = trainer.raw_params()[0]
+    assert not np.array_equal(moved["rolling_mean"], run.params[0]["rolling_mean"])
+    from tdn.weights import Header
+
+    write_weights(tmp_path / "mlp.weights", run.graph, trainer.raw_params(), Header(seen=trainer.seen))
+    net = load(str(cfg), str(tmp_path / "mlp.weights"), "numpy")
+    probabilities = net.predict(train_set.image(0))
+    assert probabilities.shape == (10,) and abs(float(probabilities.sum()) - 1) < 1e-5
