@@ -45,7 +45,7 @@ def tdn_register_commands(register: RegisterCommand) -> None:
     Call ``register(name, help, add_arguments, run)`` for each subcommand the plugin adds:
     ``tdn NAME`` then parses its arguments with the options ``add_arguments(parser)`` adds to
     an ``argparse.ArgumentParser`` and calls ``run(args)``, whose return value is the exit
-    status; a ``tdn.TdnError`` it raises is printed as one line and exits 1. Both run for
-    every ``tdn`` invocation or only for ``tdn NAME``: import heavy libraries inside ``run``.
+    status; a ``tdn.TdnError`` it raises is printed as one line and exits 1. ``add_arguments``
+    runs whenever ``tdn`` starts, ``run`` only for ``tdn NAME``: import heavy libraries in ``run``.
     A name that is a built-in command or is registered twice is an error naming the plugins.
     """

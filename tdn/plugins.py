@@ -1,4 +1,4 @@
-"""The plugin manager and the backend registry built from its hooks.
+"""The plugin manager, and the backend registry and plugin commands built from its hooks.
 
 Built-in backends are plugins listed here and registered exactly like third-party ones;
 only third parties arrive through the ``tdn`` entry-point group. Nothing else in tdn
