@@ -257,6 +257,9 @@ def test_fine_tuning_replaces_the_classifier_and_freezes_the_rest(digits, tdn_cl
             assert np.array_equal(before[layer][name], after[layer][name]), (layer, name)
     assert after[6]["weights"].shape == (3, 64, 1, 1)
     assert load(str(adapted), str(out), "numpy").classes == 3
+    assert tdn_cli(["train", str(DIGITS_CFG), str(tmp_path / "three.csv"), "--out", str(DIGITS_CFG.with_suffix(
+        ".weights")), "--weights", str(base), "--classes", "3"]) == 1
+    assert "the adapted cfg would overwrite" in capsys.readouterr().err
     with pytest.raises(TdnError, match="has 10 outputs but the data has 3 classes"):
         prepare(str(DIGITS_CFG), Dataset.load(str(tmp_path / "three.csv"), ["0", "1", "7"]), 0, CPU)
 

@@ -71,6 +71,8 @@ def _checked(args: argparse.Namespace) -> None:
         raise TdnError(f"--out {args.out}: expected a file name ending in .weights")
     if not Path(args.out).resolve().parent.is_dir():
         raise TdnError(f"--out {args.out}: no such folder")
+    if args.classes and Path(args.out).with_suffix(".cfg").resolve() == Path(args.cfg).resolve():
+        raise TdnError(f"--out {args.out}: the adapted cfg would overwrite {args.cfg}; choose another name")
 
 
 def run(args: argparse.Namespace) -> int:
