@@ -8,6 +8,7 @@ that README and a ``test_hook_<name>`` in tests/test_plugin_api.py (a meta-test 
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -20,6 +21,8 @@ hookspec = pluggy.HookspecMarker("tdn")
 hookimpl = pluggy.HookimplMarker("tdn")
 
 RegisterBackend = Callable[[str, "Callable[[], Backend]"], None]
+RegisterCommand = Callable[[str, str, Callable[[argparse.ArgumentParser], None],
+                            Callable[[argparse.Namespace], int]], None]
 
 
 @hookspec
@@ -32,4 +35,17 @@ def tdn_register_backends(register: RegisterBackend) -> None:
     it must be cheap and import nothing heavy, since ``tdn backends`` calls it to ask
     whether the backend is available. A name registered twice is an error that names
     both plugins.
+    """
+
+
+@hookspec
+def tdn_register_commands(register: RegisterCommand) -> None:
+    """Called once when the ``tdn`` command line is built.
+
+    Call ``register(name, help, add_arguments, run)`` for each subcommand the plugin adds:
+    ``tdn NAME`` then parses its arguments with the options ``add_arguments(parser)`` adds to
+    an ``argparse.ArgumentParser`` and calls ``run(args)``, whose return value is the exit
+    status; a ``tdn.TdnError`` it raises is printed as one line and exits 1. ``add_arguments``
+    runs whenever ``tdn`` starts, ``run`` only for ``tdn NAME``: import heavy libraries in ``run``.
+    A name that is a built-in command or is registered twice is an error naming the plugins.
     """

@@ -1,4 +1,4 @@
-"""The plugin manager and the backend registry built from its hooks.
+"""The plugin manager, and the backend registry and plugin commands built from its hooks.
 
 Built-in backends are plugins listed here and registered exactly like third-party ones;
 only third parties arrive through the ``tdn`` entry-point group. Nothing else in tdn
@@ -7,6 +7,7 @@ calls ``pm.hook``.
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import re
 from collections.abc import Callable, Iterable
@@ -17,7 +18,7 @@ import pluggy
 
 from tdn import hookspecs
 from tdn.backend import Backend
-from tdn.errors import BackendError
+from tdn.errors import BackendError, TdnError
 
 BUILTIN_PLUGINS = ("tdn.backends.numpy", "tdn.backends.cuda", "tdn.testing.reference")
 ENTRY_POINT_GROUP = "tdn"
@@ -93,3 +94,36 @@ def make_plugin_manager(plugins: Iterable[object] = (), *, entry_points: bool = 
 def registry() -> BackendRegistry:
     """The process-wide registry: built-in plugins plus installed third-party ones."""
     return BackendRegistry(make_plugin_manager())
+
+
+@dataclass(frozen=True)
+class CommandEntry:
+    """A subcommand a plugin adds to ``tdn`` (the tdn_register_commands hook)."""
+
+    name: str
+    plugin: str
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+def collect_commands(pm: pluggy.PluginManager, reserved: Iterable[str] = ()) -> dict[str, CommandEntry]:
+    """Every plugin's commands by name; `reserved` are the built-in commands' names."""
+    entries: dict[str, CommandEntry] = {}
+    taken = set(reserved)
+    for impl in pm.hook.tdn_register_commands.get_hookimpls():
+        def register(name, help, add_arguments, run, plugin=impl.plugin_name):
+            if not isinstance(name, str) or not _NAME.fullmatch(name):
+                raise TdnError(f"plugin {plugin}: invalid command name {name!r}")
+            if name in taken or name in entries:
+                owner = f"plugin {entries[name].plugin}" if name in entries else "tdn itself"
+                raise TdnError(f"command '{name}' is registered twice: by {owner} and by plugin {plugin}")
+            entries[name] = CommandEntry(name, plugin, help, add_arguments, run)
+        impl.function(register=register)
+    return entries
+
+
+@cache
+def commands(reserved: tuple[str, ...] = ()) -> dict[str, CommandEntry]:
+    """The process-wide plugin commands (built-in plugins plus installed third-party ones)."""
+    return collect_commands(make_plugin_manager(), reserved)

@@ -13,7 +13,7 @@ import pytest
 
 from tdn import hookspecs
 from tdn.backend import Backend
-from tdn.errors import BackendError
+from tdn.errors import BackendError, TdnError
 from tdn.hookspecs import hookimpl
 from tdn.plugins import BUILTIN_PLUGINS
 from tdn.testing import check_backend
@@ -32,7 +32,7 @@ def readme_section(title: str) -> str:
 
 
 def test_the_hookspecs_are_found():
-    assert HOOKS == ["tdn_register_backends"]
+    assert HOOKS == ["tdn_register_backends", "tdn_register_commands"]
 
 
 @pytest.mark.parametrize("hook", HOOKS)
@@ -73,6 +73,56 @@ def test_hook_tdn_register_backends():
         hermetic_backends(plugin, again)
 
 
+class Greeter:
+    """A plugin adding `tdn hello NAME [--shout]`."""
+
+    @hookimpl
+    def tdn_register_commands(self, register):
+        def add_arguments(parser):
+            parser.add_argument("name")
+            parser.add_argument("--shout", action="store_true")
+
+        def run(args):
+            greeting = f"hello {args.name}"
+            print(greeting.upper() if args.shout else greeting)
+            if args.name == "error":
+                raise TdnError("no greeting for 'error'")
+            return 0
+
+        register("hello", "say hello", add_arguments, run)
+
+
+def test_hook_tdn_register_commands(monkeypatch, capsys):
+    from tdn import cli, plugins
+
+    found = plugins.collect_commands(plugins.make_plugin_manager([Greeter()], entry_points=False))
+    assert list(found) == ["hello"] and found["hello"].plugin == "Greeter" and found["hello"].help == "say hello"
+    monkeypatch.setattr(plugins, "commands", lambda reserved=(): plugins.collect_commands(
+        plugins.make_plugin_manager([Greeter()], entry_points=False), reserved))
+    assert cli.main(["hello", "world", "--shout"]) == 0
+    assert capsys.readouterr().out == "HELLO WORLD\n"
+    assert cli.main(["hello", "error"]) == 1  # a TdnError from run() is one line, exit 1
+    assert capsys.readouterr().err == "tdn: error: no greeting for 'error'\n"
+    assert "hello" in cli.build_parser().format_help()
+
+    again = types.ModuleType("greeter_again")
+    again.tdn_register_commands = Greeter().tdn_register_commands
+    with pytest.raises(TdnError, match="command 'hello' is registered twice: by plugin Greeter and by plugin "
+                                       "greeter_again"):
+        plugins.collect_commands(plugins.make_plugin_manager([Greeter(), again], entry_points=False))
+    with pytest.raises(TdnError, match="command 'hello' is registered twice: by tdn itself and by plugin Greeter"):
+        plugins.collect_commands(plugins.make_plugin_manager([Greeter()], entry_points=False), ("hello",))
+
+
+def test_a_missing_plugin_command_says_how_to_install_it(capsys):
+    # Under pytest no entry points load, so tdn-torch's `train` is absent, as without the plugin.
+    from tdn import cli
+
+    assert cli.main(["train", "cfg/digits.cfg", "data", "--out", "x.weights"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "needs the tdn-torch plugin" in err and "pip install -e plugins/tdn-torch" in err
+
+
 def test_the_worked_example_passes_the_conformance_check():
     plugin = example_plugin()
     check_backend("numpy-f64", backends=hermetic_backends(plugin), max_examples=20)
@@ -98,3 +148,7 @@ def test_the_torch_plugin_arrives_through_its_entry_point(installed_backends):
     backend = installed_backends.get("torch")
     assert isinstance(backend, Backend) and backend.precisions == ("fp32", "fp64")
     assert "tdn_torch" in sys.modules and sys.modules["tdn_torch"].__file__.startswith(str(REPO / "plugins"))
+    from tdn.plugins import collect_commands, make_plugin_manager
+
+    train = collect_commands(make_plugin_manager(entry_points=True))["train"]
+    assert train.plugin == "tdn-torch" and train.run.__module__ == "tdn_torch.train.command"

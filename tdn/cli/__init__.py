@@ -6,11 +6,14 @@ import argparse
 import sys
 import warnings
 
-from tdn import __version__
+from tdn import __version__, plugins
 from tdn.cli import backends, bench, classify, download, export, summary, valid
 from tdn.errors import TdnError
 
 SUBCOMMANDS = (classify, summary, backends, download, valid, bench, export)
+# Commands a plugin provides, and how to install it when it is missing.
+PLUGIN_COMMANDS = {"train": "the tdn-torch plugin (from tdn's source tree: pip install torch && "
+                            "pip install -e plugins/tdn-torch)"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,7 +25,29 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in SUBCOMMANDS:
         module.add_parser(subparsers)
+    add_plugin_commands(subparsers)
     return parser
+
+
+def add_plugin_commands(subparsers) -> None:
+    """The subcommands plugins register (tdn_register_commands), and a line naming the plugin
+    to install for each known one that is missing."""
+    found = plugins.commands(tuple(subparsers.choices))
+    for entry in found.values():
+        parser = subparsers.add_parser(entry.name, help=entry.help, description=entry.help)
+        entry.add_arguments(parser)
+        parser.set_defaults(run=entry.run)
+    for name, provider in PLUGIN_COMMANDS.items():
+        if name not in found:
+            parser = subparsers.add_parser(name, help=f"(needs {provider.split(' (')[0]})", add_help=False)
+            parser.add_argument("ignored", nargs=argparse.REMAINDER)
+            parser.set_defaults(run=_missing_plugin(name, provider))
+
+
+def _missing_plugin(name: str, provider: str):
+    def run(args: argparse.Namespace) -> int:
+        raise TdnError(f"'tdn {name}' needs {provider}")
+    return run
 
 
 def _print_warning(message, category, filename, lineno, file=None, line=None) -> None:
@@ -30,7 +55,11 @@ def _print_warning(message, category, filename, lineno, file=None, line=None) ->
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    try:
+        parser = build_parser()
+    except TdnError as error:
+        print(f"tdn: error: {error}", file=sys.stderr)
+        return 1
     args, extras = parser.parse_known_args(argv)
     # argparse ends a nargs="*" or "?" positional at the first option; a subcommand that names
     # it in `trailing_positional` also gets paths given after its options.
