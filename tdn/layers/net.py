@@ -1,4 +1,4 @@
-"""[net] / [network]: the input size. Training options are accepted and ignored."""
+"""[net] / [network]: the input size. Training options are accepted here and read by `tdn train` (the tdn-torch plugin)."""
 
 from __future__ import annotations
 
