@@ -1,4 +1,5 @@
-"""[net] / [network]: the input size. Training options are accepted here and read by `tdn train` (the tdn-torch plugin)."""
+"""[net] / [network]: the input size. Training options are accepted here; `tdn train`
+(the tdn-torch plugin) reads them."""
 
 from __future__ import annotations
 
