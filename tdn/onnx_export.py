@@ -83,26 +83,36 @@ class _Builder:
         return self.op("Mul", [self.constant(f"{output}.factor", factor), x], output)
 
 
+# Darknet activation -> (ONNX operator, attributes) computing it in one node (the formulas of
+# backends/numpy/activations.py); linear needs no node, and _activation composes a few others.
+ONNX_ACTIVATIONS = {
+    "leaky": ("LeakyRelu", {"alpha": 0.1}),
+    "relie": ("LeakyRelu", {"alpha": 0.01}),
+    "relu": ("Relu", {}),
+    "logistic": ("Sigmoid", {}),
+    "tanh": ("Tanh", {}),
+    "elu": ("Elu", {"alpha": 1.0}),
+    "selu": ("Selu", {"alpha": 1.6732, "gamma": 1.0507}),
+}
+COMPOSED_ACTIVATIONS = ("hardtan", "loggy", "ramp")
+
+
 def _activation(b: _Builder, name: str, x: str, output: str, where: str) -> str:
-    """Darknet's activation `name` (backends/numpy/activations.py's formulas) on x."""
+    """Darknet's activation `name` on x."""
     if name == "linear":
         return x
-    if name in ("leaky", "relie"):
-        return b.op("LeakyRelu", [x], output, alpha=0.1 if name == "leaky" else 0.01)
-    simple = {"relu": "Relu", "logistic": "Sigmoid", "tanh": "Tanh", "elu": "Elu"}
-    if name in simple:
-        return b.op(simple[name], [x], output)
-    if name == "selu":
-        return b.op("Selu", [x], output, alpha=1.6732, gamma=1.0507)
-    if name == "hardtan":
+    if name in ONNX_ACTIVATIONS:
+        op_type, attributes = ONNX_ACTIVATIONS[name]
+        return b.op(op_type, [x], output, **attributes)
+    if name == "hardtan":  # clamped to [-1, 1]
         return b.op("Clip", [x, b.constant(f"{output}.min", -1.0), b.constant(f"{output}.max", 1.0)], output)
     if name == "loggy":  # 2 * logistic(x) - 1
         twice = b.scale(b.op("Sigmoid", [x], f"{output}.logistic"), 2.0, f"{output}.twice")
         return b.op("Sub", [twice, b.constant(f"{output}.one", 1.0)], output)
     if name == "ramp":  # relu(x) + 0.1 * x
         return b.op("Add", [b.op("Relu", [x], f"{output}.relu"), b.scale(x, 0.1, f"{output}.tenth")], output)
-    raise ExportError(f"{where}: activation {name} has no ONNX export "
-                      f"(exportable: linear, leaky, relie, relu, logistic, tanh, elu, selu, hardtan, loggy, ramp)")
+    raise ExportError(f"{where}: activation {name} has no ONNX export (exportable: linear, "
+                      f"{', '.join([*ONNX_ACTIVATIONS, *COMPOSED_ACTIVATIONS])})")
 
 
 def _channel_vector(values: np.ndarray) -> np.ndarray:
