@@ -246,27 +246,24 @@ def _shortcut(b: _Builder, node: Node, params: LayerParams, x: str, sources: Sou
     """Shortcut.overlap's region of the input becomes alpha * input + beta * the sampled source."""
     layer = node.layer_as(Shortcut)
     ((source, from_shape),) = sources
-    in_channels, in_h, in_w = node.in_shape
     channels, height, width, stride, sample = layer.overlap(node.in_shape, from_shape)
-    whole_maps = sample == 1 and (height, width) == (in_h, in_w)
-    if stride == 1 and from_shape[1:] == (height, width):  # every cell of the source's maps
+    if from_shape[1:] == node.in_shape[1:]:
+        # The same maps (every shortcut of a network Darknet resizes): only channels may differ.
         added = source if channels == from_shape[0] else b.slice(source, f"{name}.added", {1: (0, channels, 1)})
+        region = x if channels == node.in_shape[0] else b.slice(x, f"{name}.region", {1: (0, channels, 1)})
+    elif b.dynamic:
+        raise ExportError(f"{node.where}: a [shortcut] that adds a {from_shape[2]}x{from_shape[1]} map to a "
+                          f"{node.in_shape[2]}x{node.in_shape[1]} one has no ONNX export at a free input size")
     else:
         added = b.slice(source, f"{name}.added", {1: (0, channels, 1), 2: (0, height * stride, stride),
                                                   3: (0, width * stride, stride)})
-    if whole_maps:
-        region = x if channels == in_channels else b.slice(x, f"{name}.region", {1: (0, channels, 1)})
-    else:
-        if b.dynamic:
-            raise ExportError(f"{node.where}: a [shortcut] that adds a {from_shape[2]}x{from_shape[1]} map "
-                              f"to a {in_w}x{in_h} one has no ONNX export at a free input size")
         region = b.slice(x, f"{name}.region", {1: (0, channels, 1), 2: (0, height * sample, sample),
                                                3: (0, width * sample, sample)})
     summed = b.op("Add", [b.scale(region, layer.alpha, f"{name}.alpha"),
                           b.scale(added, layer.beta, f"{name}.beta")], f"{name}.sum")
-    if not whole_maps:
+    if sample > 1 or (height, width) != node.in_shape[1:]:
         summed = _scatter_sampled(b, x, summed, (channels, height, width), sample, name)
-    elif channels < in_channels:  # the input's other channels pass through
+    elif channels < node.in_shape[0]:  # the input's other channels pass through
         rest = b.slice(x, f"{name}.rest", {1: (channels, TO_THE_END, 1)})
         summed = b.op("Concat", [summed, rest], f"{name}.joined", axis=1)
     return _activation(b, layer.activation, summed, name, node.where)

@@ -186,6 +186,19 @@ activation=relu
 size=2
 stride=2
 
+[convolutional]
+filters=3
+size=3
+activation=linear
+
+[route]
+layers=-2
+
+# a 4x4 map added to the 6x6 one's corner, 3 of its 6 channels
+[shortcut]
+from=-2
+beta=0.5
+
 [connected]
 output=10
 batch_normalize=1
