@@ -154,7 +154,7 @@ def _maxpool(b: _Builder, node: Node, params: LayerParams, x: str, sources: Sour
     layer = node.layer_as(Maxpool)
     before, after = layer.pads
     window = {"kernel_shape": [layer.size] * 2, "strides": [layer.stride] * 2}
-    if after < layer.size:
+    if after < layer.size:  # and so before, never more than after
         return b.op("MaxPool", [x], name, pads=[before, before, after, after], **window)
     padded = b.op("Pad", [x, b.constant(f"{name}.pads", [0, 0, before, before, 0, 0, after, after], np.int64),
                           b.constant(f"{name}.lowest", np.finfo(np.float32).min)], f"{name}.padded")
@@ -169,8 +169,9 @@ def _softmax(b: _Builder, node: Node, params: LayerParams, x: str, sources: Sour
     layer = node.layer_as(Softmax)
     groups = b.op("Reshape", [x, b.constant(f"{name}.groups_shape", [0, layer.groups, -1], np.int64)],
                   f"{name}.groups")
-    scaled = b.scale(groups, 1.0 / layer.temperature, f"{name}.scaled")
-    softmax = b.op("Softmax", [scaled], f"{name}.softmax", axis=-1)
+    if layer.temperature != 1.0:  # x / t, as Darknet divides
+        groups = b.op("Div", [groups, b.constant(f"{name}.temperature", layer.temperature)], f"{name}.scaled")
+    softmax = b.op("Softmax", [groups], f"{name}.softmax", axis=-1)
     return b.op("Reshape", [softmax, b.constant(f"{name}.shape", [0, -1, 1, 1], np.int64)], name)
 
 
