@@ -283,6 +283,13 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def write(path: Path, text: str) -> None:
+    """The whole text or, if interrupted, the file as it was: written beside it, then renamed."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text)
+    os.replace(partial, path)
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -327,17 +334,25 @@ def main() -> int:
                     "tdn_commit": tdn_commit(), "settings": {k: getattr(args, k) for k in (
                         "batch", "modes", "systems", "runs", "warmup", "min_seconds", "max_seconds", "idle_seconds")},
                     "results": [], "skipped": {}}
-    for cfg in args.cfgs:
-        results, skipped = measure_cfg(cfg, args)
-        report["results"] += results
-        report["skipped"] |= {f"{name} on {cfg.stem}": why for name, why in skipped.items()}
-    report |= {"threadpools": blas_info(), "load_average_after": os.getloadavg()[0],
-               "ratios": ratios(report["results"])}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = out / f"cpu_peers_{time.strftime('%Y%m%d-%H%M%S')}_{label}"
-    stem.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
-    stem.with_suffix(".md").write_text(table(report))
+    for cfg in args.cfgs:
+        try:
+            results, skipped = measure_cfg(cfg, args)
+        except Exception as error:  # one network's failure should not lose a long run
+            print(f"{cfg.name}: failed: {error!r}", file=sys.stderr, flush=True)
+            report["skipped"][cfg.stem] = f"failed: {error!r}"
+            continue
+        report["results"] += results
+        report["skipped"] |= {f"{name} on {cfg.stem}": why for name, why in skipped.items()}
+        # After every network, so that an interrupted run keeps what it measured.
+        report |= {"threadpools": blas_info(), "load_average_after": os.getloadavg()[0],
+                   "ratios": ratios(report["results"])}
+        write(stem.with_suffix(".json"), json.dumps(report, indent=2) + "\n")
+        write(stem.with_suffix(".md"), table(report))
+    if not report["results"]:
+        return 1
     print(table(report))
     print(f"wrote {stem}.json and {stem}.md")
     if not args.child and any(name in os.environ for name in OPENBLAS_VARIABLES):
