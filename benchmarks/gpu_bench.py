@@ -108,9 +108,9 @@ def torch_model(args):
             elif layer.activation != "linear":
                 raise SystemExit(f"benchmark model: activation {layer.activation} not mapped")
         elif node.kind == "maxpool":
-            before = layer.padding // 2
-            if layer.padding - before or before:
-                layers.append(nn.ConstantPad2d((before, layer.padding - before) * 2, float("-inf")))
+            before, after = layer.pads
+            if before or after:
+                layers.append(nn.ConstantPad2d((before, after) * 2, float("-inf")))
             layers.append(nn.MaxPool2d(layer.size, layer.stride))
         elif node.kind == "avgpool":
             layers.append(nn.AdaptiveAvgPool2d(1))

@@ -10,11 +10,9 @@ from tdn.layers.maxpool import Maxpool
 
 
 def maxpool(x: np.ndarray, layer: Maxpool, out_h: int, out_w: int) -> np.ndarray:
-    _, _, h, w = x.shape
-    k, s, before = layer.size, layer.stride, layer.padding // 2
-    after_h = max(0, (out_h - 1) * s + k - before - h)
-    after_w = max(0, (out_w - 1) * s + k - before - w)
-    padded = np.pad(x, ((0, 0), (0, 0), (before, after_h), (before, after_w)),
+    k, s = layer.size, layer.stride
+    before, after = layer.pads
+    padded = np.pad(x, ((0, 0), (0, 0), (before, after), (before, after)),
                     constant_values=np.finfo(np.float32).min)
     windows = sliding_window_view(padded, (k, k), axis=(2, 3))[:, :, ::s, ::s][:, :, :out_h, :out_w]
     return windows.max(axis=(4, 5))

@@ -9,8 +9,4 @@ from tdn.layers.route import Route
 
 def route(sources: tuple[np.ndarray, ...], layer: Route) -> np.ndarray:
     """Each (N, C_i, H, W) -> (N, sum C_i / groups, H, W): a copy, exact in any backend."""
-    parts = []
-    for source in sources:
-        n, c, h, w = source.shape
-        parts.append(source.reshape(n, layer.groups, c // layer.groups, h, w)[:, layer.group_id])
-    return np.concatenate(parts, axis=1)
+    return np.concatenate([source[:, layer.channels_taken(source.shape[1])] for source in sources], axis=1)

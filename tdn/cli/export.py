@@ -17,7 +17,8 @@ def add_parser(subparsers) -> None:
     formats = parser.add_subparsers(dest="format", required=True, metavar="FORMAT")
     onnx = formats.add_parser("onnx", help="ONNX (needs pip install 'tdn[onnx]')",
                               description="Write an ONNX model: input (batch, C, H, W) float32 "
-                                          "as tdn preprocesses it, output the last layer.")
+                                          "as tdn preprocesses it, output (batch, classes). Height and "
+                                          "width are free where Darknet can resize the network.")
     onnx.add_argument("cfg", help="Darknet .cfg file")
     onnx.add_argument("weights", help="Darknet .weights file")
     onnx.add_argument("out", help="the .onnx file to write")

@@ -53,11 +53,15 @@ class Crop(Layer):
         """(top, left) of the centre window."""
         return (in_shape[1] - out_shape[1]) // 2, (in_shape[2] - out_shape[2]) // 2
 
+    def resize_scale(self, cfg_in_shape: Shape) -> np.float32:
+        """The float32 factor both sides of the window take at another input size: Darknet keeps
+        scale = (float)crop_height / h from the cfg's size and truncates scale * size."""
+        return np.float32(self.crop_height) / np.float32(cfg_in_shape[1])
+
     def at_size(self, cfg_in_shape: Shape, in_shape: Shape) -> Crop:
         if in_shape == cfg_in_shape:
             return self
-        # Darknet keeps scale = (float)crop_height / h from the cfg's size and truncates scale * size.
-        scale = np.float32(self.crop_height) / np.float32(cfg_in_shape[1])
+        scale = self.resize_scale(cfg_in_shape)
         return replace(self, crop_height=int(scale * np.float32(in_shape[1])),
                        crop_width=int(scale * np.float32(in_shape[2])))
 

@@ -1,7 +1,8 @@
 """[maxpool]: Darknet's maxpool_layer.c.
 
 Darknet pads with `padding` cells in total (default size-1) and starts the first window
-at -padding/2; cells outside the input never win the max.
+at -padding/2; cells outside the input never win the max (a window holding none gives
+-FLT_MAX, the value Darknet starts from).
 """
 
 from __future__ import annotations
@@ -28,8 +29,17 @@ class Maxpool(Layer):
         return cls(size=size, stride=stride, padding=section.int("padding", size - 1, minimum=0))
 
     @property
+    def pads(self) -> tuple[int, int]:
+        """(before, after): the cells to add above and left, and below and right, of the input so
+        that a plain pool (no padding, windows that fit) over the padded map runs Darknet's windows:
+        the first starts at -padding/2 and (size + padding - window) / stride + 1 of them fit."""
+        before = self.padding // 2
+        return before, self.padding - before
+
+    @property
     def offset(self) -> int:
-        return -(self.padding // 2)
+        """Where the first window starts, in input cells."""
+        return -self.pads[0]
 
     def output_shape(self, in_shape: Shape, sources: tuple[Source, ...] = ()) -> Shape:
         channels, height, width = in_shape

@@ -54,6 +54,12 @@ class Route(Layer):
     def references(self) -> tuple[int, ...]:
         return self.layers
 
+    def channels_taken(self, channels: int) -> slice:
+        """The channels this layer takes from a source of `channels`: its group_id-th of `groups`
+        equal slices (output_shape has checked that groups divides them)."""
+        part = channels // self.groups
+        return slice(self.group_id * part, (self.group_id + 1) * part)
+
     def output_shape(self, in_shape: Shape, sources: tuple[Source, ...] = ()) -> Shape:
         first_index, (_, height, width) = sources[0]
         channels = 0

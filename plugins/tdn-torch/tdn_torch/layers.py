@@ -27,17 +27,12 @@ def convolutional(node: Node, params: Params, x: torch.Tensor, sources: Sources)
 
 
 def maxpool(node: Node, params: Params, x: torch.Tensor, sources: Sources) -> torch.Tensor:
-    # Darknet starts the first window padding/2 cells before the input and lets cells outside
-    # never win (a window holding none gives -FLT_MAX): pad with -FLT_MAX, padding/2 before and
-    # whatever the last window needs after.
+    # Cells outside the input never win (a window holding none gives -FLT_MAX): pad with -FLT_MAX
+    # as Maxpool.pads says, then pool without padding.
     layer = node.layer
-    _, height, width = node.in_shape
-    _, out_h, out_w = node.out_shape
-    before = layer.padding // 2
-    after_h = max(0, (out_h - 1) * layer.stride + layer.size - before - height)
-    after_w = max(0, (out_w - 1) * layer.stride + layer.size - before - width)
-    padded = functional.pad(x, (before, after_w, before, after_h), value=torch.finfo(torch.float32).min)
-    return functional.max_pool2d(padded, layer.size, layer.stride)[:, :, :out_h, :out_w]
+    before, after = layer.pads
+    padded = functional.pad(x, (before, after, before, after), value=torch.finfo(torch.float32).min)
+    return functional.max_pool2d(padded, layer.size, layer.stride)
 
 
 def avgpool(node: Node, params: Params, x: torch.Tensor, sources: Sources) -> torch.Tensor:
@@ -74,9 +69,7 @@ def shortcut(node: Node, params: Params, x: torch.Tensor, sources: Sources) -> t
 
 
 def route(node: Node, params: Params, x: torch.Tensor, sources: Sources) -> torch.Tensor:
-    layer = node.layer
-    parts = [s.reshape(s.shape[0], layer.groups, -1, *s.shape[2:])[:, layer.group_id] for s in sources]
-    return torch.cat(parts, dim=1)
+    return torch.cat([s[:, node.layer.channels_taken(s.shape[1])] for s in sources], dim=1)
 
 
 def crop(node: Node, params: Params, x: torch.Tensor, sources: Sources) -> torch.Tensor:
