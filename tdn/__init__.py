@@ -2,25 +2,31 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from tdn.backend import Backend, Program
 from tdn.classes import top_k
 from tdn.errors import BackendError, CfgError, ImageError, TdnError, WeightsError
 from tdn.graph import Graph, load_graph
 from tdn.hookspecs import hookimpl
-from tdn.image import ImageLike, decode, preprocess_pixels
+from tdn.image import DEFAULT_MAX_PIXELS, ImageLike, decode, preprocess_pixels
 from tdn.network import Network, load
 
 __version__ = "0.1.0"
 
 
-def preprocess(image: ImageLike, net: Network | Graph, mode: str = "resize_min"):
+def preprocess(image: ImageLike, net: Network | Graph, mode: str = "resize_min",
+               max_pixels: int | None = DEFAULT_MAX_PIXELS):
     """An image (path, PIL image or HxWx3 uint8 array) as the network's 3xHxW float32 input.
 
     Modes: resize_min (Darknet 2016: shorter side to the network width, the network runs
-    at the image's size), letterbox (today's `darknet classify`), stretch, crop.
+    at the image's size), letterbox (today's `darknet classify`), stretch, crop. An image
+    whose decoding or preprocessing would hold more than max_pixels pixels in one array is
+    tdn.image.ImageTooLargeError (an ImageError), raised before that allocation.
     """
     graph = net.graph if isinstance(net, Network) else net
-    return preprocess_pixels(decode(image), graph.net.width, graph.net.height, mode)
+    source = str(image) if isinstance(image, (str, Path)) else "image"
+    return preprocess_pixels(decode(image, max_pixels), graph.net.width, graph.net.height, mode, max_pixels, source)
 
 
 __all__ = [

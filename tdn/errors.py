@@ -27,3 +27,8 @@ class BackendError(TdnError):
 
 class DownloadError(TdnError):
     """A download that failed or did not match its checksum."""
+
+
+class WrongKindOfFile(TdnError):
+    """A file that is not the kind expected at all (an image where the cfg goes, say): most
+    often arguments in the wrong order, so the command line adds the order it expects."""

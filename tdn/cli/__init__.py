@@ -8,7 +8,8 @@ import warnings
 
 from tdn import __version__
 from tdn.cli import backends, bench, classify, download, export, summary, valid
-from tdn.errors import TdnError
+from tdn.cli.signals import exit_status, terminate_like_interrupt
+from tdn.errors import TdnError, WrongKindOfFile
 
 SUBCOMMANDS = (classify, summary, backends, download, valid, bench, export)
 
@@ -46,12 +47,15 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unrecognized arguments: {' '.join(unknown or extras)}")
     warnings.showwarning = _print_warning
     try:
-        return args.run(args)
+        with terminate_like_interrupt():
+            return args.run(args)
     except TdnError as error:
-        print(f"tdn: error: {error}", file=sys.stderr)
+        order = getattr(args, "order", None)
+        hint = f" (arguments in the wrong order? expected: {order})" if isinstance(error, WrongKindOfFile) and order else ""
+        print(f"tdn: error: {error}{hint}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt as interrupt:
+        return exit_status(interrupt)
     except BrokenPipeError:
         # A closed pipe (tdn ... | head) is not an error of ours.
         sys.stderr.close()

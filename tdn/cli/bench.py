@@ -44,7 +44,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--runs", type=positive_int, default=20, help="timed runs per case (default 20)")
     parser.add_argument("--warmup", type=positive_int, default=3, help="untimed runs first (default 3)")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE")
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run, order="tdn bench [options] CFG [WEIGHTS]")
 
 
 def _progress(label: str):

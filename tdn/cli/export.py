@@ -21,7 +21,7 @@ def add_parser(subparsers) -> None:
     onnx.add_argument("cfg", help="Darknet .cfg file")
     onnx.add_argument("weights", help="Darknet .weights file")
     onnx.add_argument("out", help="the .onnx file to write")
-    onnx.set_defaults(run=run)
+    onnx.set_defaults(run=run, order="tdn export onnx CFG WEIGHTS OUT")
 
 
 def run(args: argparse.Namespace) -> int:

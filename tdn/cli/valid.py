@@ -35,7 +35,8 @@ def add_parser(subparsers) -> None:
                         help="csv (default with --list), folder (default with DIR; with --list: "
                              "each image's parent folder), darknet (first label name in the path)")
     add_input_options(parser)
-    parser.set_defaults(run=run, trailing_positional="dir")
+    parser.set_defaults(run=run, trailing_positional="dir",
+                        order="tdn valid [options] CFG WEIGHTS DIR")
 
 
 def labelled_images(args: argparse.Namespace, names: list[str]) -> list[tuple[str, int]]:
@@ -58,6 +59,7 @@ def labelled_images(args: argparse.Namespace, names: list[str]) -> list[tuple[st
     labelled, unmatched, ambiguous = darknet_rule(paths, names)
     for path in unmatched:
         print(f"tdn: skipped {path}: no label name occurs in the path", file=sys.stderr)
+    args.unlabelled = len(unmatched)
     if ambiguous:
         print(f"tdn: warning: darknet label rule: {len(ambiguous)} of {len(paths)} paths contain more "
               f"than one label name; each takes the first", file=sys.stderr)
@@ -83,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     with progress(len(labelled), args.batch) as bar:
         predictions = net.predict_batches([path for path, _ in labelled], args.batch, args.resize,
-                                          args.workers, args.strict)
+                                          args.workers, args.strict, args.max_pixels)
         for prediction in predictions:
             if prediction.ok:
                 assert prediction.probabilities is not None  # ok: the error is unset, the probabilities set
@@ -100,6 +102,8 @@ def run(args: argparse.Namespace) -> int:
     for index in map(int, tally.images.nonzero()[0]):
         print(f"{index:5d}  {tally.images[index]:6d}  {tally.top1[index]:6d}  {tally.top5[index]:6d}  "
               f"{names[index]}")
-    print(f"tdn: validated {tally.total} image{'s' * (tally.total != 1)}, skipped {skipped} unreadable",
-          file=sys.stderr)
-    return 0
+    unlabelled = getattr(args, "unlabelled", 0)
+    print(f"tdn: validated {tally.total} image{'s' * (tally.total != 1)}, skipped {skipped} unreadable"
+          + (f" and {unlabelled} unlabelled" if unlabelled else ""), file=sys.stderr)
+    # As tdn classify: skipped images were reported above; the exit status must not hide them.
+    return 1 if skipped or unlabelled else 0
