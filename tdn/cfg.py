@@ -80,14 +80,6 @@ class Section:
             raise self._bad(key, option, f"an integer >= {minimum}")
         return int(text)
 
-    def int(self, key: str, default: int, *, minimum: int | None = None) -> int:
-        option = self._raw(key)
-        if option is None:
-            return default
-        if not _INT.fullmatch(option.value):
-            raise self._bad(key, option, "an integer")
-        return self._integer(key, option, option.value, minimum)
-
     def int_list(self, key: str, what: str) -> tuple[int, ...] | None:
         """Comma-separated integers, such as route's layers; None when the key is absent."""
         option = self._raw(key)
@@ -96,6 +88,14 @@ class Section:
         if not _INT_LIST.fullmatch(option.value):
             raise self._bad(key, option, what)
         return tuple(self._integer(key, option, text, None) for text in option.value.split(","))
+
+    def int(self, key: str, default: int, *, minimum: int | None = None) -> int:
+        option = self._raw(key)
+        if option is None:
+            return default
+        if not _INT.fullmatch(option.value):
+            raise self._bad(key, option, "an integer")
+        return self._integer(key, option, option.value, minimum)
 
     def flag(self, key: str, default: bool = False) -> bool:
         option = self._raw(key)

@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import os
 import secrets
 import stat
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, BinaryIO
+from typing import IO
 
 from tdn.errors import TdnError
 
@@ -54,7 +55,7 @@ def lines_of(text: str) -> list[str]:
     return lines[:-1] if lines[-1] == "" else lines
 
 
-def open_regular(path: str | os.PathLike[str], what: str, error: type[TdnError] = TdnError) -> BinaryIO:
+def open_regular(path: str | os.PathLike[str], what: str, error: type[TdnError] = TdnError) -> io.BufferedReader:
     """`path` opened for reading in binary; `error` naming the path and `what` it should be
     when it cannot be opened or is not a regular file."""
     try:
@@ -67,7 +68,7 @@ def open_regular(path: str | os.PathLike[str], what: str, error: type[TdnError] 
         kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
         raise error(f"{os.fspath(path)}: cannot read {what}: it is {kind}, not a regular file")
     os.set_blocking(fd, True)
-    return os.fdopen(fd, "rb")
+    return open(fd, "rb")
 
 
 def read_regular(path: str | os.PathLike[str], what: str, error: type[TdnError] = TdnError) -> bytes:

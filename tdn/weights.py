@@ -132,7 +132,7 @@ def read_weights(path: str | Path, graph: Graph) -> tuple[Header, RawParams]:
                 f"({size - expected} bytes too long: written for another cfg?)")
         handle.seek(header.size)
         values = np.empty(count, "<f4")
-        if handle.readinto(memoryview(values).cast("B")) != 4 * count:
+        if handle.readinto(values.data.cast("B")) != 4 * count:
             raise WeightsError(f"{source}: the file changed while it was read")
     failure = _first_non_finite(values, graph, source, header.size)
     if failure is not None:

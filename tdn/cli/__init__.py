@@ -50,9 +50,9 @@ def main(argv: list[str] | None = None) -> int:
         with terminate_like_interrupt():
             return args.run(args)
     except TdnError as error:
-        order = getattr(args, "order", None)
-        hint = f" (arguments in the wrong order? expected: {order})" if isinstance(error, WrongKindOfFile) and order else ""
-        print(f"tdn: error: {error}{hint}", file=sys.stderr)
+        order = getattr(args, "order", None) if isinstance(error, WrongKindOfFile) else None
+        print(f"tdn: error: {error}" + (f" (arguments in the wrong order? expected: {order})" if order else ""),
+              file=sys.stderr)
         return 1
     except KeyboardInterrupt as interrupt:
         return exit_status(interrupt)
