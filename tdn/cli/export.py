@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from tdn.files import check_output_path
 from tdn.graph import load_graph
 from tdn.onnx_export import export_onnx
 from tdn.weights import fold_params, read_weights
@@ -25,6 +26,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_output_path(args.out, "ONNX file")
     graph = load_graph(args.cfg)
     _, raw = read_weights(args.weights, graph)
     export_onnx(graph, fold_params(graph, raw), args.out)
