@@ -75,7 +75,8 @@ def test_non_regular_files_are_refused_at_once(net, tmp_path, capsys, role, spec
 @pytest.mark.parametrize("output, message", [
     ("", "the --output path is empty: give a file name"),
     (".", ".: the --output is a directory: give a file name"),
-    ("no/such/folder/out.txt", "no/such/folder/out.txt: cannot write the --output: folder no/such/folder does not exist"),
+    ("no/such/folder/out.txt",
+     "no/such/folder/out.txt: cannot write the --output: folder no/such/folder does not exist"),
 ])
 def test_a_bad_output_path_is_an_error_before_any_work(capsys, output, message):
     # The cfg does not exist either: the output is checked first, before any work.
