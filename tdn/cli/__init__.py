@@ -9,7 +9,7 @@ import warnings
 from tdn import __version__
 from tdn.cli import backends, bench, classify, download, export, summary, valid
 from tdn.cli.signals import exit_status, terminate_like_interrupt
-from tdn.errors import TdnError, WrongKindOfFile
+from tdn.errors import TdnError, WrongKindOfFile, one_line
 
 SUBCOMMANDS = (classify, summary, backends, download, valid, bench, export)
 
@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _print_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    print(f"tdn: warning: {message}", file=sys.stderr)
+    print(f"tdn: warning: {one_line(message)}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,8 +51,8 @@ def main(argv: list[str] | None = None) -> int:
             return args.run(args)
     except TdnError as error:
         order = getattr(args, "order", None) if isinstance(error, WrongKindOfFile) else None
-        print(f"tdn: error: {error}" + (f" (arguments in the wrong order? expected: {order})" if order else ""),
-              file=sys.stderr)
+        hint = f" (arguments in the wrong order? expected: {order})" if order else ""
+        print(f"tdn: error: {one_line(error)}{hint}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as interrupt:
         return exit_status(interrupt)

@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from tdn.classes import names_from_data_file, read_names, top_k
 from tdn.cli.options import positive_int
-from tdn.errors import TdnError
+from tdn.errors import TdnError, one_line
 from tdn.files import check_output_path
 from tdn.image import DEFAULT_MAX_PIXELS, MODES
 from tdn.network import load
@@ -127,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
                 write_result(result, names, args.format, out)
             else:
                 skipped += 1
-                bar.write(f"tdn: skipped {prediction.error}", file=sys.stderr)
+                bar.write(f"tdn: skipped {one_line(prediction.error)}", file=sys.stderr)
                 write_skipped(prediction.source, prediction.error, args.format, out)
             bar.update()
     print(f"tdn: classified {classified} image{'s' * (classified != 1)}, skipped {skipped} "

@@ -8,7 +8,7 @@ import time
 
 from tdn.classes import read_names
 from tdn.cli.classify import add_input_options, check_input_options, progress
-from tdn.errors import TdnError
+from tdn.errors import TdnError, one_line
 from tdn.network import load
 from tdn.pipeline import expand_inputs, read_list, read_list_text
 from tdn.validation import RULES, ClassIndex, Tally, darknet_rule, from_csv, from_folders, from_parent_folders
@@ -58,14 +58,14 @@ def labelled_images(args: argparse.Namespace, names: list[str]) -> list[tuple[st
             return from_parent_folders(paths, classes)
     labelled, unmatched, ambiguous = darknet_rule(paths, names)
     for path in unmatched:
-        print(f"tdn: skipped {path}: no label name occurs in the path", file=sys.stderr)
+        print(f"tdn: skipped {one_line(path)}: no label name occurs in the path", file=sys.stderr)
     args.unlabelled = len(unmatched)
     if ambiguous:
         print(f"tdn: warning: darknet label rule: {len(ambiguous)} of {len(paths)} paths contain more "
               f"than one label name; each takes the first", file=sys.stderr)
         for case in ambiguous[:MAX_AMBIGUOUS_SHOWN]:
             found = ", ".join(f"'{names[i]}' ({i})" for i in case.matches)
-            print(f"tdn:   {case.path}: {found} -> {case.matches[0]}", file=sys.stderr)
+            print(f"tdn:   {one_line(case.path)}: {found} -> {case.matches[0]}", file=sys.stderr)
     return labelled
 
 
@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
                 tally.add(labelled[prediction.index][1], prediction.probabilities)
             else:
                 skipped += 1
-                bar.write(f"tdn: skipped {prediction.error}", file=sys.stderr)
+                bar.write(f"tdn: skipped {one_line(prediction.error)}", file=sys.stderr)
             bar.update()
     seconds = time.perf_counter() - start
     top1, top5 = tally.accuracy()
