@@ -10,7 +10,7 @@ import numpy as np
 
 from tdn import pipeline
 from tdn.backend import Backend, LayerParams, Program
-from tdn.errors import BackendError
+from tdn.errors import BackendError, CfgError
 from tdn.graph import Graph, load_graph
 from tdn.image import DEFAULT_MAX_PIXELS, ImageLike
 from tdn.plugins import registry
@@ -93,6 +93,9 @@ class Network:
         unreadable image as a Prediction with .error instead of raising ImageError, and so an image
         whose preprocessing would hold more than max_pixels pixels in one array (tdn.image).
         resize_min raises tdn.graph.ResizeError at once for a network Darknet cannot resize."""
+        if self.graph.net.channels != 3:
+            raise CfgError(f"{self.graph.source}: the network takes {self.graph.net.channels}-channel input "
+                           f"([net] channels); tdn reads images as RGB, 3 channels")
         if mode == "resize_min":
             self.graph.check_resizable()
         return pipeline.predict_batches(self.predict, images, self.graph.net.width, self.graph.net.height,

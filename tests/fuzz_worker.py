@@ -70,6 +70,8 @@ def run_case(case: dict, base: Path) -> dict:
     answer: dict = {"code": None, "exception": None}
     here = os.getcwd()
     try:
+        if "allocate_mb" in case:  # the suite's own check that the memory limit holds
+            bytearray(case["allocate_mb"] * 2**20)
         write_files(folder, case.get("files", {}))
         if "random_weights" in case:
             random_weights(*(folder / name for name in case["random_weights"]))

@@ -313,3 +313,10 @@ def test_fuzz_command_lines(worker, argv):
     case = {"files": {**BASE_FILES, "images/y.png": BASE_FILES["good.png"], "names.txt": encoded(names),
                       "pipe": "fifo:"}, "argv": argv, "stdin": "{dir}/good.png\n"}
     judge(case, worker.run(case), usage_errors=True)
+
+
+def test_the_worker_enforces_its_memory_limit_and_survives_it(worker):
+    answer = worker.run({"allocate_mb": MEMORY_MB + 256, "argv": ["backends"]})
+    assert answer["exception"] is not None and "MemoryError" in answer["exception"]
+    answer = worker.run({"argv": ["backends"]})
+    assert answer["exception"] is None and answer["code"] == 0 and "numpy" in answer["stdout"]

@@ -108,3 +108,14 @@ def test_long_or_binary_lines_are_shortened_in_messages(line):
             graph_from_text(text, "x.cfg")
         message = str(raised.value)
         assert len(message) < 200 and message.isprintable(), message
+
+
+def test_a_network_of_other_than_three_channels_is_a_cfg_error_for_images(tmp_path, capsys):
+    # Found by tests/test_fuzz.py: it was a ValueError traceback from predict.
+    cfg = tmp_path / "grey.cfg"
+    cfg.write_text("[net]\nwidth=4\nheight=4\nchannels=1\n[avgpool]\n")
+    write_weights(tmp_path / "grey.weights", graph_from_text(cfg.read_text()), [{}])
+    Image.new("RGB", (4, 4)).save(tmp_path / "a.png")
+    assert main(["classify", str(cfg), str(tmp_path / "grey.weights"), str(tmp_path / "a.png")]) == 1
+    assert capsys.readouterr().err == (f"tdn: error: {cfg}: the network takes 1-channel input ([net] channels); "
+                                       f"tdn reads images as RGB, 3 channels\n")

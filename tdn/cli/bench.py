@@ -84,9 +84,9 @@ def run(args: argparse.Namespace) -> int:
                   f"{timing.p25_ms:>7.2f}-{timing.p75_ms:<7.2f} {timing.ms_per_image:>9.2f} "
                   f"{timing.images_per_second:>9.1f} {timing.peak_traced_mb:>8.1f}")
     helpers = children_max_rss_mb()
-    print("alloc MB: the most memory NumPy and Python allocated at once during one run (tracemalloc); "
+    print("tdn: alloc MB: the most memory NumPy and Python allocated at once during one run (tracemalloc); "
           "buffers a backend allocates otherwise (BLAS, CUDA, shared memory) are not in it", file=sys.stderr)
-    print(f"process peak resident memory: {max_rss_mb():.0f} MB"
+    print(f"tdn: process peak resident memory: {max_rss_mb():.0f} MB"
           + (f", its helper processes {helpers:.0f} MB" if helpers else ""), file=sys.stderr)
     if args.json:
         report = {"cfg": args.cfg, "weights": args.weights or "random", "width": width, "height": height,
