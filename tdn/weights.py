@@ -110,26 +110,22 @@ def read_weights(path: str | Path, graph: Graph) -> tuple[Header, RawParams]:
     with open_regular(path, "weights", WeightsError) as handle:
         size = os.fstat(handle.fileno()).st_size
         head = handle.read(20)
-        header = _read_header(head, source) if len(head) >= 12 and _not_weights(head) is None else None
-        expected = (header.size if header else 20) + 4 * count
-        if header is None or size != expected:
-            # The size is checked before reading the floats: a wrong file of any size costs nothing.
-            kind = _not_weights(head)
-            if kind is not None:
-                raise NotWeightsError(f"{source}: not a Darknet weights file: it looks like {kind}")
-            header = _read_header(head, source)
-            if not _plausible(header):
-                raise NotWeightsError(
-                    f"{source}: not a Darknet weights file: its header reads version {header.major}."
-                    f"{header.minor}.{header.revision}, and its {size} bytes are not the {expected} "
-                    f"that {graph.source} needs")
-            raise WeightsError(
-                f"{source}: expected {expected} bytes for {graph.source} "
-                f"({header.size}-byte header + {count} floats), found {size} "
-                f"({expected - size} bytes short: truncated, or written for another cfg)" if size < expected else
-                f"{source}: expected {expected} bytes for {graph.source} "
-                f"({header.size}-byte header + {count} floats), found {size} "
-                f"({size - expected} bytes too long: written for another cfg?)")
+        kind = _not_weights(head)
+        if kind is not None:
+            raise NotWeightsError(f"{source}: not a Darknet weights file: it looks like {kind}")
+        header = _read_header(head, source)
+        expected = header.size + 4 * count
+        # The size is checked before reading the floats: a wrong file of any size costs nothing.
+        if size != expected and not _plausible(header):
+            raise NotWeightsError(
+                f"{source}: not a Darknet weights file: its header reads version {header.major}."
+                f"{header.minor}.{header.revision}, and its {size} bytes are not the {expected} "
+                f"that {graph.source} needs")
+        if size != expected:
+            found = (f"{expected - size} bytes short: truncated, or written for another cfg" if size < expected
+                     else f"{size - expected} bytes too long: written for another cfg?")
+            raise WeightsError(f"{source}: expected {expected} bytes for {graph.source} ({header.size}-byte "
+                               f"header + {count} floats), found {size} ({found})")
         handle.seek(header.size)
         values = np.empty(count, "<f4")
         if handle.readinto(values.data.cast("B")) != 4 * count:
