@@ -44,14 +44,6 @@ def cache_dir() -> Path:
     return Path(base) / "tdn"
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 class _Hashing:
     """A binary file that hashes what is written to it, so the download is checked as it arrives."""
 
@@ -104,8 +96,10 @@ def fetch(artifact: Artifact, directory: Path, mirror: str | None = None, timeou
     through tdn.files.atomic_file and checked by SHA-256 before it is put in place: a failed,
     interrupted or tampered download leaves nothing behind, not even the folder when fetch made it.
     """
+    import pooch
+
     target = directory / artifact.filename
-    if target.is_file() and sha256_of(target) == artifact.sha256:
+    if target.is_file() and pooch.file_hash(str(target), alg="sha256") == artifact.sha256:
         return target
     folder = _local_folder(mirror) if mirror else None
     if folder is not None and not folder.is_dir():
