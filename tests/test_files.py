@@ -166,20 +166,30 @@ def test_sigterm_cleans_up_the_fallback_temporary_file_like_ctrl_c(tmp_path, net
     def terminate_when_writing():
         for _ in range(600):
             if listing(folder):
-                break
+                time.sleep(0.2)
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
             time.sleep(0.02)
-        time.sleep(0.2)
-        os.kill(os.getpid(), signal.SIGTERM)
 
-    killer = threading.Thread(target=terminate_when_writing)
-    killer.start()
-    previous = signal.getsignal(signal.SIGTERM)
-    code = main(["classify", "--backend", "reference", "--workers", "0", "--output", str(folder / "out.txt"),
-                 "--list", str(tmp_path / "many.txt"), cfg, weights])
-    killer.join()
-    assert code == 128 + signal.SIGTERM
-    assert listing(folder) == []
-    assert signal.getsignal(signal.SIGTERM) is previous  # the host's handler is back
+    # The host's own handler: it must be back after main(), and it keeps a signal that came too
+    # late from ending pytest.
+    late: list[int] = []
+
+    def host(signum, frame):
+        late.append(signum)
+
+    previous = signal.signal(signal.SIGTERM, host)
+    try:
+        killer = threading.Thread(target=terminate_when_writing)
+        killer.start()
+        code = main(["classify", "--backend", "reference", "--workers", "0", "--output", str(folder / "out.txt"),
+                     "--list", str(tmp_path / "many.txt"), cfg, weights])
+        killer.join()
+        assert code == 128 + signal.SIGTERM and late == []
+        assert listing(folder) == []
+        assert signal.getsignal(signal.SIGTERM) is host
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def test_export_onnx_is_atomic_and_respects_the_umask(tmp_path, net):
