@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
 
+from tdn.cfg import shown
 from tdn.errors import TdnError
+from tdn.files import lines_of, read_regular
 
 
 def top_k(probabilities: np.ndarray, k: int = 5) -> list[tuple[int, float]]:
@@ -17,27 +20,21 @@ def top_k(probabilities: np.ndarray, k: int = 5) -> list[tuple[int, float]]:
 
 
 def read_names(path: str | Path) -> list[str]:
-    try:
-        text = Path(path).read_text(encoding="utf-8", errors="replace")
-    except OSError as error:
-        raise TdnError(f"{path}: cannot read names list: {error.strerror or error}") from None
-    return text.splitlines()
+    text = read_regular(path, "names list").decode("utf-8", errors="replace")
+    return [line.removesuffix("\r") for line in lines_of(text)]
 
 
 def read_data_file(path: str | Path) -> dict[str, str]:
     """A Darknet .data file: key = value lines."""
-    try:
-        text = Path(path).read_text(encoding="utf-8", errors="replace")
-    except OSError as error:
-        raise TdnError(f"{path}: cannot read data file: {error.strerror or error}") from None
+    text = read_regular(path, "data file").decode("utf-8", errors="replace")
     options = {}
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.replace(" ", "").replace("\t", "")
+    for number, raw in enumerate(lines_of(text), start=1):
+        line = raw.replace(" ", "").replace("\t", "").replace("\r", "")
         if not line or line[0] in "#;":
             continue
         key, sep, value = line.partition("=")
         if not sep:
-            raise TdnError(f"{path}:{number}: expected key=value, got '{raw.strip()}'")
+            raise TdnError(f"{path}:{number}: expected key=value, got '{shown(raw.strip())}'")
         options[key] = value
     return options
 
@@ -51,8 +48,8 @@ def names_from_data_file(path: str | Path) -> tuple[list[str] | None, int | None
     options = read_data_file(path)
     top = None
     if "top" in options:
-        if not options["top"].isdigit() or int(options["top"]) < 1:
-            raise TdnError(f"{path}: 'top' must be a positive integer, got '{options['top']}'")
+        if not re.fullmatch(r"[0-9]{1,9}", options["top"]) or int(options["top"]) < 1:
+            raise TdnError(f"{path}: 'top' must be a positive integer, got '{shown(options['top'])}'")
         top = int(options["top"])
     if "names" not in options:
         return None, top

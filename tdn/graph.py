@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
@@ -12,6 +13,10 @@ from tdn.layers import DARKNET_ONLY_KINDS, LAYER_KINDS, SECTION_ALIASES, Layer, 
 from tdn.layers.net import NetOptions
 
 LayerKind = TypeVar("LayerKind", bound=Layer)
+
+# Per buffer (a layer's output for one image, or its weights): VGG-16's largest, its first
+# [connected] layer's weights, holds 103 million values.
+MAX_BUFFER_VALUES = 2**28
 
 SUMMARY_HEADER = "layer     filters    size              input                output"
 
@@ -125,6 +130,13 @@ def resolve_references(layer: Layer, index: int, where: str) -> tuple[int, ...]:
     return tuple(resolved)
 
 
+def _check_buffer(values: int, what: str, where: str) -> None:
+    """A cfg whose buffers would be absurd is a cfg error here, not a failed allocation in a backend."""
+    if values > MAX_BUFFER_VALUES:
+        raise CfgError(f"{where}: {what} would hold {values} values, more than the {MAX_BUFFER_VALUES} "
+                       f"(1 GiB of float32) tdn allows in one buffer")
+
+
 def infer_shapes(net: NetOptions, layers: tuple[Layer, ...], wheres: tuple[str, ...],
                  cfg_nodes: tuple[Node, ...] = ()) -> tuple[Node, ...]:
     """Every layer's shapes at net's input size; cfg_nodes (those at the cfg's size) when resizing."""
@@ -139,6 +151,9 @@ def infer_shapes(net: NetOptions, layers: tuple[Layer, ...], wheres: tuple[str, 
         except ShapeError as error:
             raise CfgError(f"{where}: layer {index} [{layer.kind}] at input "
                            f"{shape[0]}x{shape[1]}x{shape[2]}: {error}") from None
+        _check_buffer(math.prod(out_shape), f"layer {index} [{layer.kind}]'s output", where)
+        _check_buffer(sum(math.prod(size) for _, size in layer.weight_layout(shape)),
+                      f"layer {index} [{layer.kind}]'s weights", where)
         nodes.append(Node(index, layer, shape, out_shape, where, sources))
         shape = out_shape
     return tuple(nodes)
@@ -163,6 +178,8 @@ def build_graph(sections: list[Section], source: str) -> Graph:
     if SECTION_ALIASES.get(first.header, first.header) != "net":
         raise CfgError(f"{first.where()}: the first section must be [net] or [network], got [{first.header}]")
     net = NetOptions.from_section(first)
+    _check_buffer(net.channels * net.height * net.width,
+                  f"the {net.width}x{net.height}x{net.channels} input", first.where())
     warn_unused(first)
     if len(sections) < 2:
         raise CfgError(f"{source}: the network has no layers")

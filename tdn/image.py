@@ -17,14 +17,47 @@ from PIL import Image, UnidentifiedImageError
 
 from tdn.decode import DECODERS, darknet_pixels, fell_back
 from tdn.errors import ImageError
+from tdn.files import open_regular
 
 ImageLike = str | Path | Image.Image | np.ndarray
 MODES = ("resize_min", "letterbox", "stretch", "crop")
 
+DEFAULT_MAX_PIXELS = 50_000_000
+"""The largest image (width x height) decoded, and the largest array preprocessing makes, by
+default: a 48-megapixel photo fits; decoding and preprocessing peak at about 18 bytes a
+pixel (measured: Pillow's image, its RGB copy, the float32 image), 0.9 GB at the default.
+Pillow's own limit (Image.MAX_IMAGE_PIXELS) applies too when lower."""
 
-def decode(image: ImageLike, decoder: str = "darknet") -> np.ndarray:
+MAX_INPUT_AREA = 16
+"""In resize_min mode the network runs at the image's aspect ratio: its input may hold at most
+this many times the cfg's input pixels (a 16:1 panorama on a square network), so that the
+network's buffers stay within that factor of those at its cfg's size."""
+
+
+class ImageTooLargeError(ImageError):
+    """An image whose decoding or preprocessing would allocate more than the stated bound."""
+
+
+def _limit(max_pixels: int | None) -> int | None:
+    """max_pixels, or Pillow's decompression-bomb limit where that is lower (None: no limit)."""
+    pillow = Image.MAX_IMAGE_PIXELS
+    limits = [limit for limit in (max_pixels, pillow) if limit is not None]
+    return min(limits) if limits else None
+
+
+def check_decoded_size(source: str, width: int, height: int, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> None:
+    """ImageTooLargeError before decoding an image of width x height pixels over the bound."""
+    limit = _limit(max_pixels)
+    if limit is not None and width * height > limit:
+        raise ImageTooLargeError(f"{source}: {width}x{height} pixels is more than the {limit} allowed "
+                                 f"(max_pixels, --max-pixels)")
+
+
+def decode(image: ImageLike, decoder: str = "darknet", max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Any supported image as 8-bit RGB, HxWx3. Files: decoder "darknet" gives the pixels of
-    Darknet's decoder (tdn.decode), "pillow" Pillow's; both ignore EXIF orientation."""
+    Darknet's decoder (tdn.decode), "pillow" Pillow's; both ignore EXIF orientation.
+    ImageTooLargeError, from the file's header, for one of more than max_pixels pixels
+    (None: Pillow's limit only)."""
     if decoder not in DECODERS:
         raise ValueError(f"unknown decoder '{decoder}' (expected one of {', '.join(DECODERS)})")
     if isinstance(image, np.ndarray):
@@ -32,17 +65,18 @@ def decode(image: ImageLike, decoder: str = "darknet") -> np.ndarray:
             raise ImageError(f"array image: expected HxWx3 uint8, got {image.shape} {image.dtype}")
         return image
     if isinstance(image, Image.Image):
+        check_decoded_size("image", *image.size, max_pixels)
         return _rgb(image, "image")
     path = Path(image)
     try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise ImageError(f"{path}: cannot read image: {error.strerror or error}") from None
-    try:
-        exact = darknet_pixels(path, data) if decoder == "darknet" else None
-        if isinstance(exact, np.ndarray):
-            return exact
+        with open_regular(path, "image", ImageError) as handle:
+            data = handle.read()
+        # The header's size is checked before either decoder allocates the image.
         with Image.open(io.BytesIO(data)) as opened:
+            check_decoded_size(str(path), *opened.size, max_pixels)
+            exact = darknet_pixels(path, data) if decoder == "darknet" else None
+            if isinstance(exact, np.ndarray):
+                return exact
             pixels = _rgb(opened, str(path))
         if exact is not None:
             fell_back(path, exact)
@@ -50,12 +84,15 @@ def decode(image: ImageLike, decoder: str = "darknet") -> np.ndarray:
     except UnidentifiedImageError:
         # PIL's message names the in-memory buffer, a different address each run.
         raise ImageError(f"{path}: not a readable image: unknown image format") from None
-    except (OSError, SyntaxError, ValueError) as error:
+    except Image.DecompressionBombError as error:
+        raise ImageTooLargeError(f"{path}: {error}") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as error:
         raise ImageError(f"{path}: not a readable image: {error}") from None
 
 
 def _rgb(image: Image.Image, source: str) -> np.ndarray:
     # Like stb_image asked for 3 channels: palette expanded, grey replicated, alpha dropped.
+    # 16-bit grey goes to 8 bits through Pillow's integer point mapping (no float copy).
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
         image = image.point(lambda v: v / 256).convert("L")
     array = np.asarray(image.convert("RGB"), dtype=np.uint8)
@@ -64,9 +101,20 @@ def _rgb(image: Image.Image, source: str) -> np.ndarray:
     return array
 
 
+# Darknet divides each byte by 255 in double and stores a float: a table of the 256 results
+# gives the same float32 values without a float64 copy of the image.
+_BYTE_TO_FLOAT = (np.arange(256) / 255.0).astype(np.float32)
+
+
 def to_float(pixels: np.ndarray) -> np.ndarray:
-    """HxWx3 uint8 -> 3xHxW float32, divided by 255 in double as Darknet does."""
-    return (pixels.transpose(2, 0, 1) / 255.0).astype(np.float32)
+    """HxWx3 uint8 -> 3xHxW float32, divided by 255 in double as Darknet does. By blocks of
+    about a million pixels: a table lookup makes an 8-byte index of each byte it reads."""
+    height, width, _ = pixels.shape
+    image = np.empty((3, height, width), np.float32)
+    rows = max(1, 2**20 // width)
+    for top in range(0, height, rows):
+        image[:, top:top + rows] = _BYTE_TO_FLOAT[pixels[top:top + rows]].transpose(2, 0, 1)
+    return image
 
 
 def _scale(src: int, dst: int) -> np.float32:
@@ -102,10 +150,7 @@ def resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
 def resize_min(image: np.ndarray, size: int) -> np.ndarray:
     """Shorter side to `size`, aspect kept (Darknet's resize_min; integer division)."""
     _, h, w = image.shape
-    if w < h:
-        new_w, new_h = size, (h * size) // w
-    else:
-        new_w, new_h = (w * size) // h, size
+    new_w, new_h = _resized_size(w, h, size)
     if (new_w, new_h) == (w, h):
         return image
     return resize(image, new_w, new_h)
@@ -114,10 +159,7 @@ def resize_min(image: np.ndarray, size: int) -> np.ndarray:
 def letterbox(image: np.ndarray, width: int, height: int) -> np.ndarray:
     """Fit inside width x height, aspect kept, centred on 0.5 grey (letterbox_image)."""
     channels, h, w = image.shape
-    if np.float32(width) / np.float32(w) < np.float32(height) / np.float32(h):
-        new_w, new_h = width, (h * width) // w
-    else:
-        new_w, new_h = (w * height) // h, height
+    new_w, new_h = _letterbox_size(w, h, width, height)
     boxed = np.full((channels, height, width), 0.5, np.float32)
     top, left = (height - new_h) // 2, (width - new_w) // 2
     boxed[:, top:top + new_h, left:left + new_w] = resize(image, new_w, new_h)
@@ -133,12 +175,66 @@ def center_crop(image: np.ndarray, width: int, height: int) -> np.ndarray:
     return np.ascontiguousarray(image[:, rows][:, :, columns])
 
 
-def preprocess_pixels(pixels: np.ndarray, width: int, height: int, mode: str) -> np.ndarray:
+def _resized_size(w: int, h: int, size: int) -> tuple[int, int]:
+    """resize_min's output size: shorter side to `size` (integer division, as Darknet)."""
+    return (size, (h * size) // w) if w < h else ((w * size) // h, size)
+
+
+def _letterbox_size(w: int, h: int, width: int, height: int) -> tuple[int, int]:
+    if np.float32(width) / np.float32(w) < np.float32(height) / np.float32(h):
+        return width, (h * width) // w
+    return (w * height) // h, height
+
+
+def _arrays(w: int, h: int, width: int, height: int, mode: str) -> list[tuple[str, int, int]]:
+    """(what, width, height) of each 3-channel float32 array preprocessing allocates, from the
+    decoded size alone; a resize from w x h to W x H first makes a (h, W) pass."""
+    def resize_arrays(new_w: int, new_h: int) -> list[tuple[str, int, int]]:
+        return [("the horizontal resize pass", new_w, h), ("the resized image", new_w, new_h)]
+
+    arrays = [("the float image", w, h)]
+    if mode == "stretch":
+        return arrays + resize_arrays(width, height)
+    if mode == "letterbox":
+        new_w, new_h = _letterbox_size(w, h, width, height)
+        return arrays + resize_arrays(new_w, new_h) + [("the letterbox", width, height)]
+    new_w, new_h = _resized_size(w, h, width)
+    arrays += resize_arrays(new_w, new_h) if (new_w, new_h) != (w, h) else []
+    return arrays + ([("the crop", width, height)] if mode == "crop" else [])
+
+
+def check_preprocessing(source: str, w: int, h: int, width: int, height: int, mode: str,
+                        max_pixels: int | None = DEFAULT_MAX_PIXELS) -> None:
+    """ImageTooLargeError, before any allocation, for an image whose preprocessing would make an
+    array of more than max_pixels pixels, one resized to nothing, or (resize_min) a network
+    input of more than MAX_INPUT_AREA times the cfg's."""
+    if mode not in MODES:
+        raise ImageError(f"unknown preprocessing mode '{mode}' (expected one of {', '.join(MODES)})")
+    limit = _limit(max_pixels)
+    for what, aw, ah in _arrays(w, h, width, height, mode):
+        if aw < 1 or ah < 1:
+            raise ImageTooLargeError(f"{source}: {w}x{h} pixels is too thin for {mode}: "
+                                     f"{what} would be {aw}x{ah}")
+        if limit is not None and aw * ah > limit:
+            raise ImageTooLargeError(f"{source}: {w}x{h} pixels: in {mode} mode {what} would be "
+                                     f"{aw}x{ah}, more than the {limit} pixels allowed (max_pixels, --max-pixels)")
+    if mode == "resize_min":
+        new_w, new_h = _resized_size(w, h, width)
+        if new_w * new_h > MAX_INPUT_AREA * width * height:
+            raise ImageTooLargeError(
+                f"{source}: {w}x{h} pixels: resize_min would run the network at {new_w}x{new_h}, more "
+                f"than {MAX_INPUT_AREA} times its {width}x{height} (letterbox, stretch or crop it instead)")
+
+
+def preprocess_pixels(pixels: np.ndarray, width: int, height: int, mode: str,
+                      max_pixels: int | None = DEFAULT_MAX_PIXELS, source: str = "image") -> np.ndarray:
     """Decoded HxWx3 uint8 -> the 3xHxW float32 network input for one mode.
 
     resize_min returns an image whose shorter side is min(width, height)'s Darknet choice
-    (the network's width), so the network must run at that image's size.
+    (the network's width), so the network must run at that image's size. The bounds of
+    check_preprocessing are checked first.
     """
+    check_preprocessing(source, pixels.shape[1], pixels.shape[0], width, height, mode, max_pixels)
     image = to_float(pixels)
     if mode == "letterbox":
         return letterbox(image, width, height)
@@ -146,6 +242,4 @@ def preprocess_pixels(pixels: np.ndarray, width: int, height: int, mode: str) ->
         return resize(image, width, height)
     if mode == "resize_min":
         return resize_min(image, width)
-    if mode == "crop":
-        return center_crop(resize_min(image, width), width, height)
-    raise ImageError(f"unknown preprocessing mode '{mode}' (expected one of {', '.join(MODES)})")
+    return center_crop(resize_min(image, width), width, height)

@@ -10,9 +10,9 @@ import numpy as np
 
 from tdn import pipeline
 from tdn.backend import Backend, LayerParams, Program
-from tdn.errors import BackendError
+from tdn.errors import BackendError, CfgError
 from tdn.graph import Graph, load_graph
-from tdn.image import ImageLike
+from tdn.image import DEFAULT_MAX_PIXELS, ImageLike
 from tdn.plugins import registry
 from tdn.weights import RawParams, fold_params, read_weights
 
@@ -65,7 +65,10 @@ class Network:
         batch = x if x.ndim == 4 else x[None]
         if batch.shape[1] != self.graph.net.channels:
             raise ValueError(f"expected {self.graph.net.channels} channels, got input {x.shape}")
-        return np.ascontiguousarray(batch, dtype=np.float32)
+        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        if not np.isfinite(batch).all():
+            raise ValueError(f"the input {x.shape} holds NaN or infinite values")
+        return batch
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """(C,H,W) -> (classes,); (N,C,H,W) -> (N, classes). float32, any H and W the cfg allows."""
@@ -83,17 +86,22 @@ class Network:
 
     def predict_batches(self, images: Iterable[ImageLike], batch: int = 8, mode: str = "resize_min",
                         workers: int = 4, strict: bool = True,
-                        decoder: str = "darknet") -> Iterator[pipeline.Prediction]:
+                        decoder: str = "darknet",
+                        max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Iterator[pipeline.Prediction]:
         """Classify many images (paths, PIL images, HxWx3 uint8 arrays, or 3xHxW float32 inputs
         already preprocessed), decoded on `workers` threads while the previous batch runs.
         Yields one tdn.pipeline.Prediction per image, in input order; strict=False reports an
-        unreadable image as a Prediction with .error instead of raising ImageError.
+        unreadable image as a Prediction with .error instead of raising ImageError, and so an image
+        whose preprocessing would hold more than max_pixels pixels in one array (tdn.image).
         decoder: "darknet" decodes files to Darknet's own pixels, "pillow" with Pillow.
         resize_min raises tdn.graph.ResizeError at once for a network Darknet cannot resize."""
+        if self.graph.net.channels != 3:
+            raise CfgError(f"{self.graph.source}: the network takes {self.graph.net.channels}-channel input "
+                           f"([net] channels); tdn reads images as RGB, 3 channels")
         if mode == "resize_min":
             self.graph.check_resizable()
         return pipeline.predict_batches(self.predict, images, self.graph.net.width, self.graph.net.height,
-                                        mode, batch, workers, strict, decoder)
+                                        mode, batch, workers, strict, decoder, max_pixels)
 
 
 def load(cfg: str | Path, weights: str | Path, backend: str | Backend = "auto",

@@ -17,6 +17,7 @@ import numpy as np
 
 from tdn.backend import LayerParams
 from tdn.errors import CfgError, TdnError
+from tdn.files import atomic_file
 from tdn.graph import Graph, Node
 from tdn.layers.base import Shape
 from tdn.layers.connected import Connected
@@ -341,8 +342,7 @@ def to_onnx(graph: Graph, params: Sequence[LayerParams]):
 
 
 def export_onnx(graph: Graph, params: Sequence[LayerParams], path: str | Path) -> None:
-    onnx = _import_onnx()
-    try:
-        onnx.save_model(to_onnx(graph, params), str(path))
-    except OSError as error:
-        raise ExportError(f"{path}: cannot write: {error.strerror or error}") from None
+    """Write the model to `path` whole or not at all (tdn.files.atomic_file)."""
+    model = to_onnx(graph, params)
+    with atomic_file(path, binary=True, what="ONNX file") as handle:
+        handle.write(model.SerializeToString())

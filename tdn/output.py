@@ -1,19 +1,20 @@
-"""Printing classification results in Darknet's formats, as JSON lines and as CSV."""
+"""Printing classification results in Darknet's formats, as JSON lines and as CSV.
+
+JSON is written with allow_nan=False: a NaN would make the file unreadable to strict JSON
+parsers, and the pipeline reports an image whose output is not finite as skipped instead."""
 
 from __future__ import annotations
 
 import contextlib
 import csv
 import json
-import os
 import sys
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from tdn.errors import TdnError
+from tdn.files import atomic_file
 
 FORMATS = ("darknet", "darknet-master", "json", "jsonl", "csv")
 CSV_HEADER = ("image", "rank", "index", "name", "probability", "error")
@@ -50,9 +51,9 @@ def write_result(result: Result, names: list[str] | None, fmt: str,
             "top": [{"index": index, "name": label(index, names) if names else None, "probability": p}
                     for index, p in result.top],
         }
-        print(json.dumps(record), file=out)
+        print(json.dumps(record, allow_nan=False), file=out)
     elif fmt == "jsonl":
-        print(json.dumps(_jsonl_record(result, names)), file=out)
+        print(json.dumps(_jsonl_record(result, names), allow_nan=False), file=out)
     elif fmt == "csv":
         rows = csv.writer(out, lineterminator="\n")
         for rank, (index, p) in enumerate(result.top, start=1):
@@ -84,21 +85,10 @@ def write_skipped(image: str, error: str, fmt: str, out: IO[str]) -> None:
 
 @contextlib.contextmanager
 def atomic_output(path: str | Path | None) -> Iterator[IO[str]]:
-    """stdout when path is None; otherwise a temporary file beside `path` that replaces it
-    only when the block succeeds, so readers never see half a result file."""
+    """stdout when path is None; otherwise a file that appears at `path` only when the block
+    succeeds (tdn.files.atomic_file), so readers never see half a result file."""
     if path is None:
         yield sys.stdout
         return
-    target = Path(path)
-    try:
-        handle = tempfile.NamedTemporaryFile("w", encoding="utf-8", newline="", dir=target.parent,
-                                             prefix=f".{target.name}.", suffix=".tmp", delete=False)
-    except OSError as error:
-        raise TdnError(f"{target}: cannot write output: {error.strerror or error}") from None
-    try:
-        with handle:
-            yield handle
-        os.replace(handle.name, target)
-    except BaseException:
-        os.unlink(handle.name)
-        raise
+    with atomic_file(path) as handle:
+        yield handle

@@ -29,7 +29,8 @@ import numpy as np
 from PIL import Image
 
 from tdn.errors import ImageError, TdnError
-from tdn.image import MODES, ImageLike, decode, preprocess_pixels
+from tdn.files import lines_of, read_regular
+from tdn.image import DEFAULT_MAX_PIXELS, MODES, ImageLike, decode, preprocess_pixels
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tga", ".tif", ".tiff",
                               ".webp", ".ppm", ".pgm", ".pnm"})
@@ -43,9 +44,12 @@ def _is_pattern(text: str) -> bool:
     return glob.has_magic(text)
 
 
-def _images_under(directory: Path) -> list[str]:
+def images_under(directory: Path) -> list[str]:
+    """Image files under directory, recursively, sorted; hidden files and folders (a leading
+    '.', such as .DS_Store, ._photo.jpg or .thumbnails/) are skipped."""
     found = [path for path in directory.rglob("*")
-             if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file()]
+             if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file()
+             and not any(part.startswith(".") for part in path.relative_to(directory).parts)]
     return [str(path) for path in sorted(found)]
 
 
@@ -53,15 +57,12 @@ def read_list_text(source: str, stdin: TextIO | None = None) -> str:
     """The text of a list file; '-' reads standard input."""
     if source == "-":
         return (stdin or sys.stdin).read()
-    try:
-        return Path(source).read_text(encoding="utf-8", errors="surrogateescape")
-    except OSError as error:
-        raise InputError(f"{source}: cannot read image list: {error.strerror or error}") from None
+    return read_regular(source, "image list", InputError).decode("utf-8", errors="surrogateescape")
 
 
 def read_list(source: str, stdin: TextIO | None = None) -> list[str]:
     """A list file: one path per line ('-' reads standard input); blank lines ignored."""
-    return [line.strip() for line in read_list_text(source, stdin).splitlines() if line.strip()]
+    return [line.strip() for line in lines_of(read_list_text(source, stdin)) if line.strip()]
 
 
 def expand_inputs(items: Iterable[str]) -> list[str]:
@@ -71,13 +72,13 @@ def expand_inputs(items: Iterable[str]) -> list[str]:
     paths: list[str] = []
     for item in items:
         if os.path.isdir(item):
-            paths.extend(_images_under(Path(item)))
+            paths.extend(images_under(Path(item)))
         elif not os.path.exists(item) and _is_pattern(item):
             matches = sorted(glob.glob(item, recursive=True))
             if not matches:
                 raise InputError(f"{item}: pattern matches no files")
             for match in matches:
-                paths.extend(_images_under(Path(match)) if os.path.isdir(match) else [match])
+                paths.extend(images_under(Path(match)) if os.path.isdir(match) else [match])
         else:
             paths.append(item)
     return paths
@@ -122,35 +123,36 @@ class _Prepared:
 
 
 def _prepare(index: int, image: ImageLike, width: int, height: int, mode: str,
-             decoder: str = "darknet") -> _Prepared:
+             decoder: str, max_pixels: int | None) -> _Prepared:
     source = describe(image, index)
     try:
         if isinstance(image, np.ndarray) and image.dtype == np.float32:
             x = image  # already a preprocessed 3xHxW network input
         else:
-            x = preprocess_pixels(decode(image, decoder), width, height, mode)
+            x = preprocess_pixels(decode(image, decoder, max_pixels), width, height, mode, max_pixels, source)
     except ImageError as error:
         return _Prepared(index, source, None, str(error))
-    except (OSError, ValueError, Image.DecompressionBombError) as error:
+    except (OSError, ValueError, EOFError, Image.DecompressionBombError) as error:
         # Anything PIL raises while decoding lazily belongs to this image, not to the run.
         return _Prepared(index, source, None, f"{source}: not a readable image: {error}")
     return _Prepared(index, source, x, None)
 
 
 def prepared(images: Iterable[ImageLike], width: int, height: int, mode: str,
-             workers: int = 4, lookahead: int = 16, decoder: str = "darknet") -> Iterator[_Prepared]:
+             workers: int = 4, lookahead: int = 16, decoder: str = "darknet",
+             max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Iterator[_Prepared]:
     """Preprocessed images in input order, `lookahead` of them in flight on `workers` threads.
     workers=0 preprocesses in the calling thread."""
     numbered = enumerate(images)
     if workers == 0:
         for index, image in numbered:
-            yield _prepare(index, image, width, height, mode, decoder)
+            yield _prepare(index, image, width, height, mode, decoder, max_pixels)
         return
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tdn-decode") as pool:
         pending: deque[Future[_Prepared]] = deque()
         try:
             for index, image in numbered:
-                pending.append(pool.submit(_prepare, index, image, width, height, mode, decoder))
+                pending.append(pool.submit(_prepare, index, image, width, height, mode, decoder, max_pixels))
                 if len(pending) > lookahead:
                     yield pending.popleft().result()
             while pending:
@@ -180,8 +182,10 @@ def batches(items: Iterable[_Prepared], batch: int) -> Iterator[list[_Prepared]]
 
 def predict_batches(predict: Callable[[np.ndarray], np.ndarray], images: Iterable[ImageLike],
                     width: int, height: int, mode: str = "resize_min", batch: int = 8,
-                    workers: int = 4, strict: bool = True, decoder: str = "darknet") -> Iterator[Prediction]:
+                    workers: int = 4, strict: bool = True, decoder: str = "darknet",
+                    max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Iterator[Prediction]:
     """Run `predict` ((N,C,H,W) -> (N,classes)) over images; one Prediction per image, in order.
+    An image over max_pixels (tdn.image.check_preprocessing) is refused like an unreadable one.
 
     strict: raise ImageError at the first unreadable image (after yielding those before it);
     otherwise yield a Prediction carrying the error and go on. decoder: "darknet" (Darknet's
@@ -192,7 +196,7 @@ def predict_batches(predict: Callable[[np.ndarray], np.ndarray], images: Iterabl
     if mode not in MODES:
         raise ValueError(f"unknown preprocessing mode '{mode}' (expected one of {', '.join(MODES)})")
     # Two batches ahead: the next one is ready when the current one finishes.
-    items = prepared(images, width, height, mode, workers, lookahead=2 * batch + workers, decoder=decoder)
+    items = prepared(images, width, height, mode, workers, 2 * batch + workers, decoder, max_pixels)
     for group in batches(items, batch):
         if group[0].x is None:
             if strict:
@@ -203,4 +207,11 @@ def predict_batches(predict: Callable[[np.ndarray], np.ndarray], images: Iterabl
         out = np.asarray(predict(np.stack([item.input for item in group])), dtype=np.float32)
         seconds = (time.perf_counter() - start) / len(group)
         for item, probabilities in zip(group, out.reshape(len(group), -1), strict=True):
+            if not np.isfinite(probabilities).all():
+                # An overflow inside the network (fp16, extreme weights): no answer, not a NaN one.
+                error = f"{item.source}: the network's output holds NaN or infinite values"
+                if strict:
+                    raise ImageError(error)
+                yield Prediction(item.index, item.source, None, error)
+                continue
             yield Prediction(item.index, item.source, probabilities, None, seconds)

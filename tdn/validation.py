@@ -11,12 +11,13 @@ ambiguous and must be given by index.
 from __future__ import annotations
 
 import csv
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from tdn.pipeline import IMAGE_EXTENSIONS, InputError
+from tdn.pipeline import IMAGE_EXTENSIONS, InputError, images_under
 
 RULES = ("csv", "folder", "darknet")
 
@@ -38,7 +39,7 @@ class ClassIndex:
 
     def index(self, text: str, where: str) -> int:
         text = text.strip()
-        if text.isdigit():
+        if re.fullmatch(r"[0-9]{1,18}", text):
             if int(text) >= len(self.names):
                 raise InputError(f"{where}: class index {text} is out of range (0..{len(self.names) - 1})")
             return int(text)
@@ -65,13 +66,26 @@ def from_csv(list_file: str, text: str, classes: ClassIndex) -> list[tuple[str, 
     return labelled
 
 
+FOLDER_LAYOUT = "DIR/<class>/<image>, <class> a label name or a 0-based index"
+
+
 def from_folders(root: str, classes: ClassIndex) -> list[tuple[str, int]]:
-    """Every image under root/<class>/ (recursively), labelled by <class>; sorted."""
+    """Every image under root/<class>/ (recursively, hidden files and folders skipped),
+    labelled by <class>; sorted."""
+    if not Path(root).is_dir():
+        raise InputError(f"{root}: no such folder; tdn valid expects {FOLDER_LAYOUT}")
+    entries = [path for path in Path(root).iterdir() if not path.name.startswith(".")]
+    folders = sorted(path for path in entries if path.is_dir())
+    loose = sorted(path.name for path in entries if path.suffix.lower() in IMAGE_EXTENSIONS)
+    if loose:
+        raise InputError(f"{root}: holds images outside class folders ({loose[0]}, ...); tdn valid "
+                         f"expects {FOLDER_LAYOUT} (or --list FILE with path,class rows)")
+    if not folders:
+        raise InputError(f"{root}: no class folders; tdn valid expects {FOLDER_LAYOUT}")
     labelled = []
-    for folder in sorted(p for p in Path(root).iterdir() if p.is_dir()):
+    for folder in folders:
         label = classes.index(folder.name, str(folder))
-        labelled += [(str(path), label) for path in sorted(folder.rglob("*"))
-                     if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file()]
+        labelled += [(path, label) for path in images_under(folder)]
     return labelled
 
 

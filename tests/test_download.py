@@ -3,6 +3,8 @@
 import functools
 import hashlib
 import http.server
+import os
+import stat
 import threading
 
 import pytest
@@ -44,7 +46,11 @@ def test_checksum_mismatch_leaves_nothing_behind(server, tmp_path):
     artifact = Artifact("a.bin", f"{base}/a.bin", hashlib.sha256(b"weights").hexdigest())
     with pytest.raises(DownloadError, match="a.bin: SHA-256 .* does not match the expected"):
         fetch(artifact, tmp_path / "cache")
-    assert list((tmp_path / "cache").iterdir()) == []
+    assert not (tmp_path / "cache").exists()  # fetch made the folder, and took it away again
+    (tmp_path / "kept").mkdir()
+    with pytest.raises(DownloadError):
+        fetch(artifact, tmp_path / "kept")
+    assert list((tmp_path / "kept").iterdir()) == []  # a folder that was there stays, empty
 
 
 def test_missing_file_is_a_download_error(server, tmp_path):
@@ -65,3 +71,24 @@ def test_cli_download_tiny_from_a_mirror(server, tmp_path, shared, capsys, monke
     assert (tmp_path / "cache" / "tiny.weights").stat().st_size == 4185968
     (root / "tiny.cfg").write_text("changed")
     assert main(["download", "tiny", "--mirror", base]) == 0  # cached copies are kept, not refetched
+
+
+def test_mirror_may_be_a_local_folder_and_files_respect_the_umask(tmp_path, monkeypatch, capsys):
+    (tmp_path / "mirror").mkdir()
+    (tmp_path / "mirror" / "a.bin").write_bytes(b"weights")
+    artifact = Artifact("a.bin", "https://example.invalid/a.bin", hashlib.sha256(b"weights").hexdigest())
+    old = os.umask(0o022)
+    try:
+        target = fetch(artifact, tmp_path / "cache", mirror=str(tmp_path / "mirror"))
+        assert target.read_bytes() == b"weights"
+        assert stat.S_IMODE(target.stat().st_mode) == 0o644  # not a temporary file's 0600
+    finally:
+        os.umask(old)
+    assert fetch(artifact, tmp_path / "other", mirror=(tmp_path / "mirror").as_uri()).read_bytes() == b"weights"
+    # A folder without the file, or one that does not exist: a one-line error, nothing written.
+    monkeypatch.setenv("TDN_CACHE_DIR", str(tmp_path / "new"))
+    assert main(["download", "tiny", "--mirror", str(tmp_path / "mirror")]) == 1
+    assert "tiny.weights: cannot read mirrored file" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()
+    assert main(["download", "tiny", "--mirror", str(tmp_path / "nowhere")]) == 1
+    assert "neither a URL nor an existing folder" in capsys.readouterr().err

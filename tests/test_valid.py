@@ -96,7 +96,8 @@ def test_folder_labels_skip_unreadable_and_darknet_rule_reports_crane(labelled, 
         Image.open(labelled["images"][number][0]).save(tmp_path / name / f"{number}.png")
     (tmp_path / "owl" / "broken.jpg").write_text("not a picture")
     code, out, err = run_valid(labelled, capsys, str(tmp_path))
-    assert code == 0 and out.startswith("images: 4  ")
+    # As tdn classify: exit status 1 when any image was skipped.
+    assert code == 1 and out.startswith("images: 4  ")
     assert "broken.jpg" in err and "validated 4 images, skipped 1" in err
     rows = {line.split()[-1]: line.split()[1] for line in out.splitlines()[2:]}
     assert rows == {"wildcat": "1", "fox": "1", "owl": "2"}

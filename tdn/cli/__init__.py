@@ -8,7 +8,8 @@ import warnings
 
 from tdn import __version__, plugins
 from tdn.cli import backends, bench, classify, download, export, summary, valid
-from tdn.errors import TdnError
+from tdn.cli.signals import exit_status, terminate_like_interrupt
+from tdn.errors import TdnError, WrongKindOfFile, one_line
 
 SUBCOMMANDS = (classify, summary, backends, download, valid, bench, export)
 # Commands a plugin provides, and how to install it when it is missing.
@@ -51,7 +52,7 @@ def _missing_plugin(name: str, provider: str):
 
 
 def _print_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    print(f"tdn: warning: {message}", file=sys.stderr)
+    print(f"tdn: warning: {one_line(message)}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,12 +76,15 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unrecognized arguments: {' '.join(unknown or extras)}")
     warnings.showwarning = _print_warning
     try:
-        return args.run(args)
+        with terminate_like_interrupt():
+            return args.run(args)
     except TdnError as error:
-        print(f"tdn: error: {error}", file=sys.stderr)
+        order = getattr(args, "order", None) if isinstance(error, WrongKindOfFile) else None
+        hint = f" (arguments in the wrong order? expected: {order})" if order else ""
+        print(f"tdn: error: {one_line(error)}{hint}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt as interrupt:
+        return exit_status(interrupt)
     except BrokenPipeError:
         # A closed pipe (tdn ... | head) is not an error of ours.
         sys.stderr.close()

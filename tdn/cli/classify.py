@@ -5,14 +5,17 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 
+from PIL import Image
 from tqdm import tqdm
 
 from tdn.classes import names_from_data_file, read_names, top_k
 from tdn.cli.options import positive_int
 from tdn.decode import DECODERS
-from tdn.errors import TdnError
-from tdn.image import MODES
+from tdn.errors import TdnError, one_line
+from tdn.files import check_output_path
+from tdn.image import DEFAULT_MAX_PIXELS, MODES
 from tdn.network import load
 from tdn.output import FORMATS, Result, atomic_output, write_header, write_result, write_skipped
 from tdn.pipeline import expand_inputs, read_list
@@ -44,7 +47,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--output", metavar="FILE",
                         help="write results to FILE (replaced only once all images are done) "
                              "instead of standard output")
-    parser.set_defaults(run=run, trailing_positional="images")
+    parser.set_defaults(run=run, trailing_positional="images",
+                        order="tdn classify [options] CFG WEIGHTS IMAGE...")
 
 
 def add_input_options(parser: argparse.ArgumentParser) -> None:
@@ -72,6 +76,9 @@ def add_input_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--strict", action="store_true",
                         help="stop with exit status 1 at the first unreadable image "
                              "(default: report it on stderr, skip it and go on)")
+    parser.add_argument("--max-pixels", type=positive_int, default=DEFAULT_MAX_PIXELS, metavar="N",
+                        help="skip, as unreadable, an image of more than N pixels, or one whose "
+                             f"preprocessing would make an array of more (default {DEFAULT_MAX_PIXELS})")
 
 
 def image_paths(args: argparse.Namespace) -> list[str]:
@@ -95,9 +102,12 @@ def progress(total: int, batch: int) -> tqdm:
 def check_input_options(args: argparse.Namespace) -> None:
     if args.workers < 0:
         raise TdnError(f"--workers must be 0 or more, got {args.workers}")
+    # Our own message names the image; Pillow's warning about the same image would not.
+    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 
 def run(args: argparse.Namespace) -> int:
+    check_output_path(args.output, "--output")
     check_input_options(args)
     names, top = None, None
     if args.names:
@@ -114,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
     with atomic_output(args.output) as out, progress(len(paths), args.batch) as bar:
         write_header(args.format, out)
         for prediction in net.predict_batches(paths, args.batch, args.resize, args.workers, args.strict,
-                                              args.decoder):
+                                              args.decoder, args.max_pixels):
             if prediction.error is None:
                 assert prediction.probabilities is not None  # exactly one of the two is set
                 classified += 1
@@ -123,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
                 write_result(result, names, args.format, out)
             else:
                 skipped += 1
-                bar.write(f"tdn: skipped {prediction.error}", file=sys.stderr)
+                bar.write(f"tdn: skipped {one_line(prediction.error)}", file=sys.stderr)
                 write_skipped(prediction.source, prediction.error, args.format, out)
             bar.update()
     print(f"tdn: classified {classified} image{'s' * (classified != 1)}, skipped {skipped} "

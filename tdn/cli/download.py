@@ -15,7 +15,8 @@ def add_parser(subparsers) -> None:
                     f"({cache_dir()}), each checked against its SHA-256.")
     parser.add_argument("bundle", choices=sorted(BUNDLES), help="what to fetch")
     parser.add_argument("--dir", type=Path, help="folder to write to instead of the cache")
-    parser.add_argument("--mirror", metavar="URL", help="fetch the same file names from this base URL")
+    parser.add_argument("--mirror", metavar="URL|DIR",
+                        help="fetch the same file names from this base URL or local folder")
     parser.set_defaults(run=run)
 
 

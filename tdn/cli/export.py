@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from tdn.files import check_output_path
 from tdn.graph import load_graph
 from tdn.onnx_export import export_onnx
 from tdn.weights import fold_params, read_weights
@@ -22,10 +23,11 @@ def add_parser(subparsers) -> None:
     onnx.add_argument("cfg", help="Darknet .cfg file")
     onnx.add_argument("weights", help="Darknet .weights file")
     onnx.add_argument("out", help="the .onnx file to write")
-    onnx.set_defaults(run=run)
+    onnx.set_defaults(run=run, order="tdn export onnx CFG WEIGHTS OUT")
 
 
 def run(args: argparse.Namespace) -> int:
+    check_output_path(args.out, "ONNX file")
     graph = load_graph(args.cfg)
     _, raw = read_weights(args.weights, graph)
     export_onnx(graph, fold_params(graph, raw), args.out)

@@ -15,7 +15,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("cfg", help="Darknet .cfg file")
     parser.add_argument("--size", type=parse_size, metavar="WxH",
                         help="input width x height instead of the cfg's (e.g. 298x224)")
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run, order="tdn summary [--size WxH] CFG")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -8,7 +8,7 @@ import time
 
 from tdn.classes import read_names
 from tdn.cli.classify import add_input_options, check_input_options, progress
-from tdn.errors import TdnError
+from tdn.errors import TdnError, one_line
 from tdn.network import load
 from tdn.pipeline import expand_inputs, read_list, read_list_text
 from tdn.validation import RULES, ClassIndex, Tally, darknet_rule, from_csv, from_folders, from_parent_folders
@@ -35,7 +35,8 @@ def add_parser(subparsers) -> None:
                         help="csv (default with --list), folder (default with DIR; with --list: "
                              "each image's parent folder), darknet (first label name in the path)")
     add_input_options(parser)
-    parser.set_defaults(run=run, trailing_positional="dir")
+    parser.set_defaults(run=run, trailing_positional="dir",
+                        order="tdn valid [options] CFG WEIGHTS DIR")
 
 
 def labelled_images(args: argparse.Namespace, names: list[str]) -> list[tuple[str, int]]:
@@ -57,13 +58,14 @@ def labelled_images(args: argparse.Namespace, names: list[str]) -> list[tuple[st
             return from_parent_folders(paths, classes)
     labelled, unmatched, ambiguous = darknet_rule(paths, names)
     for path in unmatched:
-        print(f"tdn: skipped {path}: no label name occurs in the path", file=sys.stderr)
+        print(f"tdn: skipped {one_line(path)}: no label name occurs in the path", file=sys.stderr)
+    args.unlabelled = len(unmatched)
     if ambiguous:
         print(f"tdn: warning: darknet label rule: {len(ambiguous)} of {len(paths)} paths contain more "
               f"than one label name; each takes the first", file=sys.stderr)
         for case in ambiguous[:MAX_AMBIGUOUS_SHOWN]:
             found = ", ".join(f"'{names[i]}' ({i})" for i in case.matches)
-            print(f"tdn:   {case.path}: {found} -> {case.matches[0]}", file=sys.stderr)
+            print(f"tdn:   {one_line(case.path)}: {found} -> {case.matches[0]}", file=sys.stderr)
     return labelled
 
 
@@ -83,14 +85,14 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     with progress(len(labelled), args.batch) as bar:
         predictions = net.predict_batches([path for path, _ in labelled], args.batch, args.resize,
-                                          args.workers, args.strict, args.decoder)
+                                          args.workers, args.strict, args.decoder, args.max_pixels)
         for prediction in predictions:
             if prediction.ok:
                 assert prediction.probabilities is not None  # ok: the error is unset, the probabilities set
                 tally.add(labelled[prediction.index][1], prediction.probabilities)
             else:
                 skipped += 1
-                bar.write(f"tdn: skipped {prediction.error}", file=sys.stderr)
+                bar.write(f"tdn: skipped {one_line(prediction.error)}", file=sys.stderr)
             bar.update()
     seconds = time.perf_counter() - start
     top1, top5 = tally.accuracy()
@@ -100,6 +102,8 @@ def run(args: argparse.Namespace) -> int:
     for index in map(int, tally.images.nonzero()[0]):
         print(f"{index:5d}  {tally.images[index]:6d}  {tally.top1[index]:6d}  {tally.top5[index]:6d}  "
               f"{names[index]}")
-    print(f"tdn: validated {tally.total} image{'s' * (tally.total != 1)}, skipped {skipped} unreadable",
-          file=sys.stderr)
-    return 0
+    unlabelled = getattr(args, "unlabelled", 0)
+    print(f"tdn: validated {tally.total} image{'s' * (tally.total != 1)}, skipped {skipped} unreadable"
+          + (f" and {unlabelled} unlabelled" if unlabelled else ""), file=sys.stderr)
+    # As tdn classify: skipped images were reported above; the exit status must not hide them.
+    return 1 if skipped or unlabelled else 0

@@ -9,26 +9,19 @@ and height; channels add up (each divided by groups).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from tdn.cfg import Section
 from tdn.errors import CfgError
 from tdn.layers.base import Layer, Shape, ShapeError, Source
 
-_INT_LIST = re.compile(r"-?\d+(,-?\d+)*")
-
 
 def _int_list(section: Section, key: str) -> tuple[int, ...]:
-    option = section.options.get(key)
-    if option is None:
+    values = section.int_list(key, "comma-separated layer indices")
+    if values is None:
         raise CfgError(f"{section.where()}: [{section.header}] option '{key}' is required "
                        f"(the layers to concatenate)")
-    option.used = True
-    if not _INT_LIST.fullmatch(option.value):
-        raise CfgError(f"{section.where(option.line)}: [{section.header}] option '{key}': expected "
-                       f"comma-separated layer indices, got '{option.value}'")
-    return tuple(int(value) for value in option.value.split(","))
+    return values
 
 
 @dataclass(frozen=True)
