@@ -3,25 +3,36 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 import warnings
+from collections.abc import Sequence
 
 from tdn import __version__
-from tdn.cli import backends, bench, classify, download, export, summary, valid
 from tdn.errors import TdnError
 
-SUBCOMMANDS = (classify, summary, backends, download, valid, bench, export)
+SUBCOMMANDS = ("classify", "summary", "backends", "download", "valid", "bench", "export")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def needed_subcommands(argv: Sequence[str]) -> Sequence[str]:
+    """The subcommands whose modules (and their imports) this command line needs: the one it
+    names, none for `tdn --version`, and all otherwise (for `tdn --help` and the list of choices)."""
+    if argv[:1] == ["--version"]:
+        return ()
+    if argv[:1] and argv[0] in SUBCOMMANDS:
+        return argv[:1]
+    return SUBCOMMANDS
+
+
+def build_parser(subcommands: Sequence[str] = SUBCOMMANDS) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tdn",
         description="Run Darknet image classifiers (Tiny Darknet first) with NumPy or CUDA backends.",
     )
     parser.add_argument("--version", action="version", version=f"tdn {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in SUBCOMMANDS:
-        module.add_parser(subparsers)
+    for name in subcommands:
+        importlib.import_module(f"tdn.cli.{name}").add_parser(subparsers)
     return parser
 
 
@@ -30,7 +41,8 @@ def _print_warning(message, category, filename, lineno, file=None, line=None) ->
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(needed_subcommands(argv))
     args, extras = parser.parse_known_args(argv)
     # argparse ends a nargs="*" or "?" positional at the first option; a subcommand that names
     # it in `trailing_positional` also gets paths given after its options.
