@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-from typing import TYPE_CHECKING
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (type checkers read it as True)
 
 # The one home of the version: pyproject.toml reads it from here ([tool.setuptools.dynamic]).
 __version__ = "0.1.0"
