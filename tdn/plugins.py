@@ -40,8 +40,10 @@ class PluginWarning(UserWarning):
 
 def _one_line(error: BaseException) -> str:
     """The error's first line, after its type unless it is one of tdn's own."""
-    lines = str(error).strip().splitlines() or [""]
-    return lines[0] if isinstance(error, TdnError) else f"{type(error).__name__}: {lines[0]}".rstrip(": ")
+    line = (str(error).strip().splitlines() or [""])[0]
+    if isinstance(error, TdnError):
+        return line
+    return f"{type(error).__name__}: {line}" if line else type(error).__name__
 
 
 def _normalized(name: str) -> str:
@@ -152,7 +154,8 @@ def load_entry_points(pm: pluggy.PluginManager) -> None:
     """Register the installed plugins that TDN_LOAD_PLUGINS chooses (all when it is unset);
     one that fails to import is skipped with a warning naming it."""
     setting = os.environ.get(LOAD_PLUGINS)
-    chosen = None if setting is None else {_normalized(name.strip()) for name in setting.split(",") if name.strip()}
+    chosen = None if setting is None else {
+        _normalized(name.strip()) for name in setting.split(",") if name.strip()}
     installed: set[str] = set()
     for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         names = {_normalized(entry_point.name)}
