@@ -1,9 +1,10 @@
 """Start-up time of tdn's commands against `python -c pass`, for one or more installs of tdn.
 
 Each command runs as a fresh process; the commands (and the installs) are timed in alternation,
-round after round, so that a changing load shifts them all alike. Prints the median wall time of
-each, its ratio to `python -c pass` of the same install, and, with --importtime, the modules that
-take the longest to import (python -X importtime, cumulative, top level only); writes JSON.
+round after round, so that a changing load shifts them all alike. Prints the median wall time and
+CPU time (user + system, which competing processes inflate less) of each, their ratios to
+`python -c pass` of the same install, and, with --importtime, the modules that take the longest to
+import (python -X importtime, cumulative, two levels); writes JSON.
 
     python benchmarks/startup.py --venv new=/path/to/venv [--venv old=/other/venv] [--rounds 20]
 
@@ -16,6 +17,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -41,15 +43,21 @@ def commands(venv: Path) -> dict[str, tuple[list[str], dict[str, str]]]:
     }
 
 
-def run(argv: list[str], extra: dict[str, str]) -> float:
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run(argv: list[str], extra: dict[str, str]) -> tuple[float, float]:
+    """Wall and CPU seconds of one run."""
     env = {key: value for key, value in os.environ.items() if key != "TDN_LOAD_PLUGINS"} | extra
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), cpu_seconds()
     subprocess.run(argv, env=env, cwd="/", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, cpu_seconds() - cpu
 
 
 def slowest_imports(argv: list[str], extra: dict[str, str], venv: Path, top: int) -> list[tuple[str, float]]:
-    """The top-level imports (and their children) taking longest, in ms, for one run of the command."""
+    """The imports (top level and the one below) taking longest, cumulative ms, for one run."""
     python = str(venv / "bin" / "python")
     if argv[0].endswith("/tdn"):
         argv = [python, "-m", "tdn", *argv[1:]]
@@ -60,8 +68,8 @@ def slowest_imports(argv: list[str], extra: dict[str, str], venv: Path, top: int
     for line in done.stderr.splitlines():
         if line.startswith("import time:") and "|" in line:
             _, cumulative, name = line.split("|")
-            if not name.startswith("  ") and cumulative.strip().isdigit():  # one level below the script
-                found.append((name.strip(), int(cumulative) / 1000))
+            if not name.startswith("    ") and cumulative.strip().isdigit():
+                found.append((name.rstrip(), int(cumulative) / 1000))
     return sorted(found, key=lambda item: -item[1])[:top]
 
 
@@ -79,24 +87,25 @@ def main() -> None:
             for name, (argv, extra) in commands(venv).items()]
     for _, _, argv, extra in jobs:  # warm the file cache; not timed
         run(argv, extra)
-    times: dict[tuple[str, str], list[float]] = {(label, name): [] for label, name, _, _ in jobs}
+    times: dict[tuple[str, str], list[tuple[float, float]]] = {(label, name): [] for label, name, _, _ in jobs}
     for _ in range(args.rounds):
         for label, name, argv, extra in jobs:
             times[(label, name)].append(run(argv, extra))
     results = []
     for (label, name), samples in times.items():
-        baseline = statistics.median(times[(label, "python -c pass")])
-        median = statistics.median(samples)
-        results.append({"install": label, "command": name, "median_ms": round(median * 1000, 1),
-                        "min_ms": round(min(samples) * 1000, 1), "ratio_to_python": round(median / baseline, 2)})
-        print(f"{label:<8} {name:<32} {median * 1000:8.1f} ms (min {min(samples) * 1000:7.1f})  "
-              f"{median / baseline:5.2f}x python -c pass")
+        wall, cpu = (statistics.median(column) for column in zip(*samples))
+        base_wall, base_cpu = (statistics.median(column) for column in zip(*times[(label, "python -c pass")]))
+        results.append({"install": label, "command": name, "wall_ms": round(wall * 1000, 1),
+                        "cpu_ms": round(cpu * 1000, 1), "wall_ratio": round(wall / base_wall, 2),
+                        "cpu_ratio": round(cpu / base_cpu, 2)})
+        print(f"{label:<8} {name:<32} wall {wall * 1000:7.0f} ms {wall / base_wall:6.1f}x   "
+              f"cpu {cpu * 1000:7.0f} ms {cpu / base_cpu:6.1f}x python -c pass")
     imports = {}
     if args.importtime:
         label, venv = next(iter(venvs.items()))
         for name, (argv, extra) in commands(venv).items():
             imports[name] = slowest_imports(argv, extra, venv, args.importtime)
-            print(f"\n{label} {name}: " + ", ".join(f"{module} {ms:.0f} ms" for module, ms in imports[name]))
+            print(f"\n{label} {name}:\n" + "\n".join(f"{ms:7.0f} ms {module}" for module, ms in imports[name]))
     if args.json:
         args.json.write_text(json.dumps({"python": platform.python_version(), "cpus": os.cpu_count(),
                                          "rounds": args.rounds, "results": results, "slowest_imports": imports},

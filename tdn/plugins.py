@@ -9,7 +9,6 @@ a warning naming it, and every other backend keeps working.
 from __future__ import annotations
 
 import importlib
-import importlib.metadata
 import os
 import re
 import warnings
@@ -156,6 +155,10 @@ def load_entry_points(pm: pluggy.PluginManager) -> None:
     setting = os.environ.get(LOAD_PLUGINS)
     chosen = None if setting is None else {
         _normalized(name.strip()) for name in setting.split(",") if name.strip()}
+    if chosen == set():
+        return
+    import importlib.metadata  # here: tens of ms that a run choosing no plugin need not pay
+
     installed: set[str] = set()
     for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         names = {_normalized(entry_point.name)}
