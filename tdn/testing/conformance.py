@@ -37,11 +37,6 @@ class ConformanceError(AssertionError):
     checked against (an AssertionError, so test runners report it as a failed check)."""
 
 
-def require(condition: bool, message: str) -> None:
-    if not condition:
-        raise ConformanceError(message)
-
-
 @dataclass(frozen=True)
 class Side:
     """One backend computing at one precision."""
@@ -61,12 +56,15 @@ class Side:
             return program.run_layers_float64(x)  # skip the float32 cast: the truth, unrounded
         outputs = program.run_layers(x)
         last = program.run(x)
-        require(np.array_equal(x, given_x), f"backend {self}: the program modified its input")
-        require(len(outputs) == len(graph.nodes),
+        # Each check raises from its own line: hypothesis tells failures apart by where they come from.
+        if not np.array_equal(x, given_x):
+            raise ConformanceError(f"backend {self}: the program modified its input")
+        if len(outputs) != len(graph.nodes):
+            raise ConformanceError(
                 f"backend {self}: run_layers returned {len(outputs)} outputs for {len(graph.nodes)} layers")
-        require(isinstance(last, np.ndarray) and last.shape == outputs[-1].shape and np.allclose(
-            last, outputs[-1], rtol=tolerance(self.precision), atol=tolerance(self.precision), equal_nan=True),
-            f"backend {self}: run() differs from the last output of run_layers()")
+        if not (isinstance(last, np.ndarray) and last.shape == outputs[-1].shape and np.allclose(
+                last, outputs[-1], rtol=tolerance(self.precision), atol=tolerance(self.precision), equal_nan=True)):
+            raise ConformanceError(f"backend {self}: run() differs from the last output of run_layers()")
         return outputs
 
 
@@ -86,15 +84,18 @@ def check_case(tested: Side, against: Side, case: Case, whole_network: bool) -> 
     for node, ours, theirs in zip(graph.nodes, outputs, expected):
         pair = f"{tested} vs {against}: {describe(node, batch)}"
         shape = (batch,) + node.out_shape
-        require(isinstance(ours, np.ndarray) and ours.shape == shape,
+        if not (isinstance(ours, np.ndarray) and ours.shape == shape):
+            raise ConformanceError(
                 f"{pair}: output shape {getattr(ours, 'shape', type(ours).__name__)}, expected {shape}")
-        require(ours.dtype == np.float32, f"{pair}: output dtype {ours.dtype}, expected float32")
+        if ours.dtype != np.float32:
+            raise ConformanceError(f"{pair}: output dtype {ours.dtype}, expected float32")
         largest = float(np.abs(theirs).max())
         error = float(np.abs(ours.astype(np.float64) - theirs).max()) / max(1.0, largest)
         # In a whole network a layer also carries the errors of the layers before it.
         bound = allowed * (node.index + 1 if whole_network else 1)
-        require(error <= bound, f"{pair}: max error {error:.3g} (relative to max(1, largest value "
-                                f"{largest:.3g})) exceeds the tolerance {bound:.3g}")
+        if not error <= bound:  # (a NaN error fails too)
+            raise ConformanceError(f"{pair}: max error {error:.3g} (relative to max(1, largest value "
+                                   f"{largest:.3g})) exceeds the tolerance {bound:.3g}")
 
 
 @dataclass(frozen=True)
