@@ -33,8 +33,8 @@ def tdn_register_backends(register: RegisterBackend) -> None:
     what users pass to ``--backend`` (lower case letters, digits, ``-`` and ``_``).
     ``factory()`` is called with no arguments and returns a :class:`tdn.backend.Backend`;
     it must be cheap and import nothing heavy, since ``tdn backends`` calls it to ask
-    whether the backend is available. A name registered twice is an error that names
-    both plugins.
+    whether the backend is available. A plugin that raises here, or registers a name
+    already taken (the warning names both plugins), is skipped with a warning.
     """
 
 

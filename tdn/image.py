@@ -18,15 +18,10 @@ from PIL import Image, UnidentifiedImageError
 from tdn.decode import DECODERS, darknet_pixels, fell_back
 from tdn.errors import ImageError
 from tdn.files import open_regular
+from tdn.limits import DEFAULT_MAX_PIXELS
 
 ImageLike = str | Path | Image.Image | np.ndarray
 MODES = ("resize_min", "letterbox", "stretch", "crop")
-
-DEFAULT_MAX_PIXELS = 50_000_000
-"""The largest image (width x height) decoded, and the largest array preprocessing makes, by
-default: a 48-megapixel photo fits; decoding and preprocessing peak at about 18 bytes a
-pixel (measured: Pillow's image, its RGB copy, the float32 image), 0.9 GB at the default.
-Pillow's own limit (Image.MAX_IMAGE_PIXELS) applies too when lower."""
 
 MAX_INPUT_AREA = 16
 """In resize_min mode the network runs at the image's aspect ratio: its input may hold at most

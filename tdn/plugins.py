@@ -2,27 +2,53 @@
 
 Built-in backends are plugins listed here and registered exactly like third-party ones;
 only third parties arrive through the ``tdn`` entry-point group. Nothing else in tdn
-calls ``pm.hook``.
+calls ``pm.hook``. A plugin that fails (on import, in its hook, in a backend's factory) is
+a warning naming it, and every other backend keeps working.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import re
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cache
+from typing import TYPE_CHECKING
 
 import pluggy
 
 from tdn import hookspecs
-from tdn.backend import Backend
 from tdn.errors import BackendError, TdnError
+
+if TYPE_CHECKING:
+    from tdn.backend import Backend
 
 BUILTIN_PLUGINS = ("tdn.backends.numpy", "tdn.backends.cuda", "tdn.testing.reference")
 ENTRY_POINT_GROUP = "tdn"
+# Which installed third-party plugins load: unset, all; else a comma-separated list of
+# entry-point or distribution names (empty: none), as LLM_LOAD_PLUGINS does for llm.
+LOAD_PLUGINS = "TDN_LOAD_PLUGINS"
 _NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
+
+
+class PluginWarning(UserWarning):
+    """A plugin that failed and was skipped; the other plugins keep working."""
+
+
+def _one_line(error: BaseException) -> str:
+    """The error's first line, after its type unless it is one of tdn's own."""
+    line = (str(error).strip().splitlines() or [""])[0]
+    if isinstance(error, TdnError):
+        return line
+    return f"{type(error).__name__}: {line}" if line else type(error).__name__
+
+
+def _normalized(name: str) -> str:
+    """A distribution or entry-point name as packaging compares them (PEP 503)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 @dataclass(frozen=True)
@@ -39,42 +65,76 @@ class BackendRegistry:
         self.entries: dict[str, BackendEntry] = {}
         self._instances: dict[str, Backend] = {}
         for impl in pm.hook.tdn_register_backends.get_hookimpls():
-            impl.function(register=self._register_from(impl.plugin_name))
+            # A plugin registers all of its backends or none.
+            registered: dict[str, BackendEntry] = {}
+            try:
+                impl.function(register=self._register_into(registered, impl.plugin_name))
+            except Exception as error:  # whatever a plugin raises, the others keep working
+                warnings.warn(f"plugin {impl.plugin_name} failed to register its backends and is skipped: "
+                              f"{_one_line(error)}", PluginWarning, stacklevel=2)
+                continue
+            self.entries.update(registered)
 
-    def _register_from(self, plugin: str) -> Callable[[str, Callable[[], Backend]], None]:
+    def _register_into(self, registered: dict[str, BackendEntry],
+                       plugin: str) -> Callable[[str, Callable[[], Backend]], None]:
         def register(name: str, factory: Callable[[], Backend]) -> None:
             if not isinstance(name, str) or not _NAME.fullmatch(name):
-                raise BackendError(f"plugin {plugin}: invalid backend name {name!r}")
-            if name in self.entries:
+                raise BackendError(f"invalid backend name {name!r}")
+            earlier = self.entries.get(name) or registered.get(name)
+            if earlier is not None:
                 raise BackendError(f"backend '{name}' is registered twice: by plugin "
-                                   f"{self.entries[name].plugin} and by plugin {plugin}")
-            self.entries[name] = BackendEntry(name, plugin, factory)
+                                   f"{earlier.plugin} and by plugin {plugin}")
+            registered[name] = BackendEntry(name, plugin, factory)
         return register
 
     def names(self) -> list[str]:
         return sorted(self.entries)
 
-    def instance(self, name: str) -> Backend:
+    def entry(self, name: str) -> BackendEntry:
         if name not in self.entries:
             known = ", ".join(self.names()) or "none"
             raise BackendError(f"unknown backend '{name}' (installed: {known}; see 'tdn backends')")
+        return self.entries[name]
+
+    def instance(self, name: str) -> Backend:
         if name not in self._instances:
-            self._instances[name] = self.entries[name].factory()
+            self._instances[name] = self.entry(name).factory()
         return self._instances[name]
+
+    def loaded(self, name: str) -> Backend | None:
+        """The backend if its factory has been called and returned it."""
+        return self._instances.get(name)
+
+    def unavailable_reason(self, name: str) -> str | None:
+        """Why backend `name` cannot run here, or None; a factory or check that raises is a reason."""
+        entry = self.entry(name)
+        try:
+            return self.instance(name).unavailable_reason()
+        except Exception as error:  # a plugin's bug makes its backend unavailable, not tdn unusable
+            return f"plugin {entry.plugin} failed: {_one_line(error)}"
 
     def get(self, name: str) -> Backend:
         """The named backend, or "auto": the available one with the highest priority."""
         if name == "auto":
-            available = [self.instance(n) for n in self.names()
-                         if self.instance(n).unavailable_reason() is None]
-            if not available:
-                raise BackendError("no backend is available here (see 'tdn backends')")
-            return max(available, key=lambda backend: backend.priority)
-        backend = self.instance(name)
-        reason = backend.unavailable_reason()
+            return self._best_available()
+        reason = self.unavailable_reason(name)
         if reason is not None:
             raise BackendError(f"backend '{name}' is not available: {reason}")
-        return backend
+        return self.instance(name)
+
+    def _best_available(self) -> Backend:
+        # Backends are asked whether they can run in priority order, and only until one can:
+        # asking may import a large library (CuPy, torch) that a lower one should not cost.
+        ranked = []
+        for name in self.names():
+            try:
+                ranked.append((-self.instance(name).priority, name))
+            except Exception:  # a failing factory: unavailable (`tdn backends` says why)
+                continue
+        for _, name in sorted(ranked):
+            if self.unavailable_reason(name) is None:
+                return self.instance(name)
+        raise BackendError("no backend is available here (see 'tdn backends')")
 
 
 def make_plugin_manager(plugins: Iterable[object] = (), *, entry_points: bool = True) -> pluggy.PluginManager:
@@ -86,8 +146,36 @@ def make_plugin_manager(plugins: Iterable[object] = (), *, entry_points: bool = 
         # Name objects after their class so error messages can say which plugin.
         pm.register(plugin, name=getattr(plugin, "__name__", type(plugin).__qualname__))
     if entry_points:
-        pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+        load_entry_points(pm)
     return pm
+
+
+def load_entry_points(pm: pluggy.PluginManager) -> None:
+    """Register the installed plugins that TDN_LOAD_PLUGINS chooses (all when it is unset);
+    one that fails to import is skipped with a warning naming it."""
+    setting = os.environ.get(LOAD_PLUGINS)
+    chosen = None if setting is None else {
+        _normalized(name.strip()) for name in setting.split(",") if name.strip()}
+    if chosen == set():
+        return
+    import importlib.metadata  # here: tens of ms that a run choosing no plugin need not pay
+
+    installed: set[str] = set()
+    for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        names = {_normalized(entry_point.name)}
+        if entry_point.dist is not None:
+            names.add(_normalized(entry_point.dist.name))
+        installed |= names
+        if (chosen is not None and not names & chosen) or pm.has_plugin(entry_point.name):
+            continue
+        try:
+            pm.register(entry_point.load(), name=entry_point.name)
+        except Exception as error:  # whatever a plugin raises, the others keep working
+            warnings.warn(f"plugin {entry_point.name} ({entry_point.value}) failed to load and is skipped: "
+                          f"{_one_line(error)}", PluginWarning, stacklevel=2)
+    for name in sorted((chosen or set()) - installed):
+        warnings.warn(f"{LOAD_PLUGINS} names '{name}', which is not an installed tdn plugin",
+                      PluginWarning, stacklevel=2)
 
 
 @cache
@@ -108,18 +196,29 @@ class CommandEntry:
 
 
 def collect_commands(pm: pluggy.PluginManager, reserved: Iterable[str] = ()) -> dict[str, CommandEntry]:
-    """Every plugin's commands by name; `reserved` are the built-in commands' names."""
+    """Every plugin's commands by name; `reserved` are the built-in commands' names. A plugin
+    whose registration fails (it raises, or names a command already taken) adds none of its
+    commands and is skipped with a warning naming it, as for backends."""
     entries: dict[str, CommandEntry] = {}
-    taken = set(reserved)
     for impl in pm.hook.tdn_register_commands.get_hookimpls():
-        def register(name, help, add_arguments, run, plugin=impl.plugin_name):
+        registered: dict[str, CommandEntry] = {}
+
+        def register(name, help, add_arguments, run, plugin=impl.plugin_name, registered=registered):
             if not isinstance(name, str) or not _NAME.fullmatch(name):
-                raise TdnError(f"plugin {plugin}: invalid command name {name!r}")
-            if name in taken or name in entries:
-                owner = f"plugin {entries[name].plugin}" if name in entries else "tdn itself"
+                raise TdnError(f"invalid command name {name!r}")
+            earlier = entries.get(name) or registered.get(name)
+            if name in reserved or earlier is not None:
+                owner = f"plugin {earlier.plugin}" if earlier is not None else "tdn itself"
                 raise TdnError(f"command '{name}' is registered twice: by {owner} and by plugin {plugin}")
-            entries[name] = CommandEntry(name, plugin, help, add_arguments, run)
-        impl.function(register=register)
+            registered[name] = CommandEntry(name, plugin, help, add_arguments, run)
+
+        try:
+            impl.function(register=register)
+        except Exception as error:  # whatever a plugin raises, the others keep working
+            warnings.warn(f"plugin {impl.plugin_name} failed to register its commands and is skipped: "
+                          f"{_one_line(error)}", PluginWarning, stacklevel=2)
+            continue
+        entries.update(registered)
     return entries
 
 

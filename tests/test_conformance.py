@@ -3,7 +3,10 @@ with one layer broken, registered through the plugin hook like any third-party b
 
 from __future__ import annotations
 
+import ast
 import re
+import subprocess
+import sys
 from dataclasses import replace
 
 import numpy as np
@@ -11,13 +14,13 @@ import pytest
 
 from tdn.backend import Backend, Program
 from tdn.hookspecs import hookimpl
-from tdn.testing import TOLERANCES, check_backend
+from tdn.testing import TOLERANCES, ConformanceError, check_backend
 from tdn.testing import reference as ref
 from tdn.testing.conformance import properties
 from tdn.testing.reference import LAYERS, ReferenceBackend
 from tdn.testing.tolerances import tolerance
 
-from .conftest import hermetic_backends
+from .conftest import REPO, hermetic_backends
 
 
 def padding_off_by_one(node, params, x, sources):
@@ -137,3 +140,64 @@ def test_every_precision_has_a_stated_tolerance():
 def test_reference_module_is_the_registered_plugin():
     assert ref.tdn_register_backends is not None
     assert hermetic_backends().entries["reference"].plugin == "tdn.testing.reference"
+
+
+class ZerosProgram(Program):
+    """Right shapes and dtype, every value 0: only the value check can catch it."""
+
+    def __init__(self, graph):
+        self.graph = graph
+
+    def run_layers(self, x):
+        return [np.zeros((x.shape[0], *node.out_shape), np.float32) for node in self.graph.nodes]
+
+    def run(self, x):
+        return self.run_layers(x)[-1]
+
+
+class ZerosBackend(Backend):
+    name = "zeros"
+    description = "returns zeros"
+    layer_kinds = ReferenceBackend.layer_kinds
+    precisions = ("fp32",)
+
+    def prepare(self, graph, params, batch, precision):
+        return ZerosProgram(graph)
+
+
+class ZerosPlugin:
+    @hookimpl
+    def tdn_register_backends(self, register):
+        register("zeros", ZerosBackend)
+
+
+def check_zeros() -> str:
+    """check_backend on the zeros backend; the ConformanceError's message."""
+    try:
+        check_backend("zeros", kinds=["convolutional"], whole_networks=False, max_examples=20,
+                      backends=hermetic_backends(ZerosPlugin()))
+    except ConformanceError as error:
+        return str(error)
+    raise RuntimeError("check_backend passed a backend that returns zeros")
+
+
+def test_a_backend_that_returns_zeros_fails_with_a_conformance_error():
+    message = check_zeros()
+    assert message.startswith("backend 'zeros' disagrees with 'reference' in 1 property:")
+    assert re.search(r"layer 0 \[convolutional\] .* max error .* exceeds the tolerance", message)
+
+
+def test_the_check_still_checks_under_python_O():
+    code = ("import sys; from tests.test_conformance import check_zeros; "
+            "assert False, 'asserts run'; print(check_zeros().splitlines()[0])")
+    done = subprocess.run([sys.executable, "-O", "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert (done.returncode, done.stdout) == (0, "backend 'zeros' disagrees with 'reference' in 1 property:\n"), \
+        done.stderr
+
+
+def test_tdn_testing_has_no_assert_statement():
+    """`python -O` removes assert statements: a check written with one would pass everything."""
+    files = sorted((REPO / "tdn" / "testing").rglob("*.py"))
+    asserts = [f"{path.relative_to(REPO)}:{node.lineno}" for path in files
+               for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.Assert)]
+    assert len(files) > 10 and asserts == []

@@ -3,36 +3,51 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 import warnings
+from collections.abc import Sequence
 
-from tdn import __version__, plugins
-from tdn.cli import backends, bench, classify, download, export, summary, valid
+from tdn import __version__
 from tdn.cli.signals import exit_status, terminate_like_interrupt
 from tdn.errors import TdnError, WrongKindOfFile, one_line
 
-SUBCOMMANDS = (classify, summary, backends, download, valid, bench, export)
+SUBCOMMANDS = ("classify", "summary", "backends", "download", "valid", "bench", "export")
 # Commands a plugin provides, and how to install it when it is missing.
 PLUGIN_COMMANDS = {"train": "the tdn-torch plugin (from tdn's source tree: pip install torch && "
                             "pip install -e plugins/tdn-torch)"}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def needed_subcommands(argv: Sequence[str]) -> Sequence[str]:
+    """The subcommands whose modules (and their imports) this command line needs: the one it
+    names, none for `tdn --version`, and all otherwise (for `tdn --help`, the list of choices
+    and the commands plugins add)."""
+    if argv[:1] == ["--version"]:
+        return ()
+    if argv[:1] and argv[0] in SUBCOMMANDS:
+        return argv[:1]
+    return SUBCOMMANDS
+
+
+def build_parser(subcommands: Sequence[str] = SUBCOMMANDS) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tdn",
         description="Run Darknet image classifiers (Tiny Darknet first) with NumPy or CUDA backends.",
     )
     parser.add_argument("--version", action="version", version=f"tdn {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in SUBCOMMANDS:
-        module.add_parser(subparsers)
-    add_plugin_commands(subparsers)
+    for name in subcommands:
+        importlib.import_module(f"tdn.cli.{name}").add_parser(subparsers)
+    if tuple(subcommands) == SUBCOMMANDS:  # a command no built-in module names may be a plugin's
+        add_plugin_commands(subparsers)
     return parser
 
 
 def add_plugin_commands(subparsers) -> None:
     """The subcommands plugins register (tdn_register_commands), and a line naming the plugin
     to install for each known one that is missing."""
+    from tdn import plugins
+
     found = plugins.commands(tuple(subparsers.choices))
     for entry in found.values():
         parser = subparsers.add_parser(entry.name, help=entry.help, description=entry.help)
@@ -56,8 +71,9 @@ def _print_warning(message, category, filename, lineno, file=None, line=None) ->
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     try:
-        parser = build_parser()
+        parser = build_parser(needed_subcommands(argv))
     except TdnError as error:
         print(f"tdn: error: {error}", file=sys.stderr)
         return 1

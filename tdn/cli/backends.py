@@ -20,10 +20,10 @@ def run(args: argparse.Namespace) -> int:
     width = max(len(name) for name in backends.names())
     for name in backends.names():
         entry = backends.entries[name]
-        backend = backends.instance(name)
-        reason = backend.unavailable_reason()
+        reason = backends.unavailable_reason(name)
+        backend = backends.loaded(name)  # None when the plugin's factory failed
         state = "available" if reason is None else "unavailable"
-        detail = backend.description if reason is None else reason
-        precisions = ",".join(backend.precisions)
+        detail = reason or (backend.description if backend else "")
+        precisions = ",".join(backend.precisions) if backend else "-"
         print(f"{name:<{width}}  {state:<11}  {precisions:<14}  {detail}  [plugin {entry.plugin}]")
     return 0

@@ -9,6 +9,8 @@ the output's shape, then its dtype (float32), then its values within the stated 
 (tdn.testing.tolerances); also that the input is left unchanged and that run() gives the
 last layer of run_layers(). A failure names the backend pair, the layer with all its
 parameters, the input shape and the error; hypothesis adds the smallest failing example.
+Failures are ConformanceError, raised explicitly (no `assert`), so the check still checks
+under `python -O`.
 """
 
 from __future__ import annotations
@@ -30,6 +32,11 @@ from tdn.testing.tolerances import tolerance
 from tdn.weights import RawParams
 
 
+class ConformanceError(AssertionError):
+    """A backend that breaks the Backend/Program contract or disagrees with the one it is
+    checked against (an AssertionError, so test runners report it as a failed check)."""
+
+
 @dataclass(frozen=True)
 class Side:
     """One backend computing at one precision."""
@@ -49,12 +56,15 @@ class Side:
             return program.run_layers_float64(x)  # skip the float32 cast: the truth, unrounded
         outputs = program.run_layers(x)
         last = program.run(x)
-        assert np.array_equal(x, given_x), f"backend {self}: the program modified its input"
-        assert len(outputs) == len(graph.nodes), \
-            f"backend {self}: run_layers returned {len(outputs)} outputs for {len(graph.nodes)} layers"
-        assert isinstance(last, np.ndarray) and last.shape == outputs[-1].shape and np.allclose(
-            last, outputs[-1], rtol=tolerance(self.precision), atol=tolerance(self.precision), equal_nan=True), \
-            f"backend {self}: run() differs from the last output of run_layers()"
+        # Each check raises from its own line: hypothesis tells failures apart by where they come from.
+        if not np.array_equal(x, given_x):
+            raise ConformanceError(f"backend {self}: the program modified its input")
+        if len(outputs) != len(graph.nodes):
+            raise ConformanceError(
+                f"backend {self}: run_layers returned {len(outputs)} outputs for {len(graph.nodes)} layers")
+        if not (isinstance(last, np.ndarray) and last.shape == outputs[-1].shape and np.allclose(
+                last, outputs[-1], rtol=tolerance(self.precision), atol=tolerance(self.precision), equal_nan=True)):
+            raise ConformanceError(f"backend {self}: run() differs from the last output of run_layers()")
         return outputs
 
 
@@ -74,15 +84,18 @@ def check_case(tested: Side, against: Side, case: Case, whole_network: bool) -> 
     for node, ours, theirs in zip(graph.nodes, outputs, expected):
         pair = f"{tested} vs {against}: {describe(node, batch)}"
         shape = (batch,) + node.out_shape
-        assert isinstance(ours, np.ndarray) and ours.shape == shape, \
-            f"{pair}: output shape {getattr(ours, 'shape', type(ours).__name__)}, expected {shape}"
-        assert ours.dtype == np.float32, f"{pair}: output dtype {ours.dtype}, expected float32"
+        if not (isinstance(ours, np.ndarray) and ours.shape == shape):
+            raise ConformanceError(
+                f"{pair}: output shape {getattr(ours, 'shape', type(ours).__name__)}, expected {shape}")
+        if ours.dtype != np.float32:
+            raise ConformanceError(f"{pair}: output dtype {ours.dtype}, expected float32")
         largest = float(np.abs(theirs).max())
         error = float(np.abs(ours.astype(np.float64) - theirs).max()) / max(1.0, largest)
         # In a whole network a layer also carries the errors of the layers before it.
         bound = allowed * (node.index + 1 if whole_network else 1)
-        assert error <= bound, (f"{pair}: max error {error:.3g} (relative to max(1, largest value "
-                                f"{largest:.3g})) exceeds the tolerance {bound:.3g}")
+        if not error <= bound:  # (a NaN error fails too)
+            raise ConformanceError(f"{pair}: max error {error:.3g} (relative to max(1, largest value "
+                                   f"{largest:.3g})) exceeds the tolerance {bound:.3g}")
 
 
 @dataclass(frozen=True)
@@ -103,7 +116,7 @@ class Property:
         return cases(single_layers(self.kind))
 
     def check(self, max_examples: int | None = None) -> None:
-        """Run the property with hypothesis; AssertionError on the smallest failing case."""
+        """Run the property with hypothesis; ConformanceError on the smallest failing case."""
         @settings(max_examples=max_examples or settings().max_examples, deadline=None,
                   report_multiple_bugs=False, suppress_health_check=[HealthCheck.too_slow])
         @given(case=self.cases())
@@ -120,7 +133,7 @@ def properties(tested: Backend, against: Backend, precisions: Iterable[str] | No
     unchecked = sorted(chosen - set(LAYER_STRATEGIES))
     missing = sorted(chosen - against.layer_kinds)
     if unchecked or missing:
-        raise AssertionError(
+        raise ConformanceError(
             f"backend '{tested.name}' declares layer kinds that cannot be checked: "
             + "; ".join(part for part in (
                 unchecked and f"no strategy in tdn.testing for {', '.join(unchecked)}",
@@ -145,7 +158,7 @@ def check_backend(name: str | Backend, against: str | Backend = "reference", *,
 
     Backends are looked up in `backends` (default: every installed plugin's). `precisions`
     and `kinds` narrow the check; `max_examples` overrides the hypothesis profile's count.
-    Raises AssertionError listing every property that failed, each with its smallest
+    Raises ConformanceError listing every property that failed, each with its smallest
     failing case; returns None when all agree.
     """
     backends = backends or registry()
@@ -155,10 +168,10 @@ def check_backend(name: str | Backend, against: str | Backend = "reference", *,
     for prop in properties(tested, reference, precisions, kinds, whole_networks):
         try:
             prop.check(max_examples)
-        except AssertionError as error:
+        except AssertionError as error:  # ConformanceError, or a failed assert in the backend itself
             # Hypothesis attaches the smallest failing example (the cfg text, the input) as notes.
             failures.append("\n  ".join([str(error), *getattr(error, "__notes__", [])]))
     if failures:
-        raise AssertionError(f"backend '{tested.name}' disagrees with '{reference.name}' in "
+        raise ConformanceError(f"backend '{tested.name}' disagrees with '{reference.name}' in "
                              f"{len(failures)} propert{'y' if len(failures) == 1 else 'ies'}:\n"
                              + "\n".join(f"- {failure}" for failure in failures))

@@ -15,8 +15,7 @@ from tdn.testing.reference.activations import activate
 
 
 def forward(node: Node, params: dict[str, np.ndarray], x: np.ndarray, sources: tuple[np.ndarray, ...]) -> np.ndarray:
-    layer = node.layer
-    assert isinstance(layer, Convolutional)
+    layer = node.layer_as(Convolutional)
     batch = x.shape[0]
     channels, _, _ = node.in_shape
     filters, out_h, out_w = node.out_shape

@@ -16,8 +16,7 @@ FLT_MAX = float(np.finfo(np.float32).max)
 
 
 def forward(node: Node, params: dict[str, np.ndarray], x: np.ndarray, sources: tuple[np.ndarray, ...]) -> np.ndarray:
-    layer = node.layer
-    assert isinstance(layer, Maxpool)
+    layer = node.layer_as(Maxpool)
     _, height, width = node.in_shape
     _, out_h, out_w = node.out_shape
     out = np.full((x.shape[0], x.shape[1], out_h, out_w), -FLT_MAX)

@@ -10,8 +10,7 @@ from tdn.layers.softmax import Softmax
 
 
 def forward(node: Node, params: dict[str, np.ndarray], x: np.ndarray, sources: tuple[np.ndarray, ...]) -> np.ndarray:
-    layer = node.layer
-    assert isinstance(layer, Softmax)
+    layer = node.layer_as(Softmax)
     parts = x.reshape(x.shape[0], layer.groups, -1)
     t = layer.temperature
     e = np.exp(parts / t - parts.max(axis=2, keepdims=True) / t)
