@@ -62,10 +62,11 @@ class BackendRegistry:
         return self._instances[name]
 
     def get(self, name: str) -> Backend:
-        """The named backend, or "auto": the available one with the highest priority."""
+        """The named backend, or "auto": the available one with the highest priority (never one
+        with a negative priority)."""
         if name == "auto":
             available = [self.instance(n) for n in self.names()
-                         if self.instance(n).unavailable_reason() is None]
+                         if self.instance(n).unavailable_reason() is None and self.instance(n).priority >= 0]
             if not available:
                 raise BackendError("no backend is available here (see 'tdn backends')")
             return max(available, key=lambda backend: backend.priority)
