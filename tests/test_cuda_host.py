@@ -40,9 +40,16 @@ def test_activation_ids_match_tdn_activations():
     assert ids == {name: i for i, name in enumerate(ACTIVATIONS)}
 
 
-def test_tile_constants_match_conv_cu():
-    for name in ("TILE_M", "TILE_N", "TILE_K", "THREADS"):
-        assert re.search(rf"#define {name} (\d+)", CONV_CU).group(1) == str(getattr(tiling, name))
+def test_tile_sizes_reach_the_sources_as_definitions_only():
+    """One home for each tile size: Python, passed with -D; no .cu file defines its own."""
+    for file, defines in kernels.DEFINES.items():
+        source = kernels.kernel_source(file)
+        for name, value in defines.items():
+            assert not re.search(rf"#define {name}\b", source), f"{file} defines {name} itself"
+            assert name in source, f"{file} never uses {name}"
+            assert f"-D{name}={value}" in kernels.compile_options(file)
+    assert kernels.DEFINES["conv.cu"] == {name: getattr(tiling, name) for name in ("TILE_M", "TILE_N", "TILE_K",
+                                                                                   "THREADS")}
 
 
 def test_scalars_follow_conv_params_order():
@@ -187,10 +194,11 @@ def launches(monkeypatch):
     """Records kernel launches (file, entry, grid, block, args) instead of making them."""
     calls = []
 
-    def fake_function(file, entry):
-        return lambda grid, block, args: calls.append((file, entry, grid, block, args))
+    class Recorder:
+        def launch(self, file, entry, grid, block, args):
+            calls.append((file, entry, grid, block, args))
 
-    monkeypatch.setattr(kernels, "function", fake_function)
+    monkeypatch.setattr(kernels, "device", Recorder)
     return calls
 
 
@@ -234,12 +242,6 @@ def test_kernel_sources_inline_their_headers_once():
     # connected.cu includes reduce.cuh directly; avgpool_softmax.cu through softmax.cuh.
     for name in ("connected.cu", "avgpool_softmax.cu"):
         assert kernels.kernel_source(name).count("float warp_sum(") == 1
-
-
-def test_connected_cu_constants_match_the_wrapper():
-    source = resources.files("tdn.kernels").joinpath("connected.cu").read_text()
-    assert re.search(r"#define WARPS (\d+)", source).group(1) == str(kernels.CONNECTED_WARPS)
-    assert re.search(r"#define BATCH_TILE (\d+)", source).group(1) == str(kernels.CONNECTED_BATCH_TILE)
 
 
 def test_cuda_backend_is_registered_above_numpy_with_three_precisions():

@@ -153,8 +153,9 @@ class InterpretedDevice:
 
     interpreted = True
 
-    def __init__(self, every_schedule: bool):
+    def __init__(self, every_schedule: bool, sources: dict[str, str] | None = None):
         self.every_schedule = every_schedule
+        self.sources = sources or {}  # kernel texts in place of kernels/*.cu (tests plant bugs in copies)
         self._recording: list[Callable[[], None]] | None = None
 
     def _issue(self, operation: Callable[[], None]) -> None:
@@ -168,7 +169,8 @@ class InterpretedDevice:
         from tdn.backends.cuda import kernels
         from tdn.backends.cuda.interpreter import build
 
-        return build.compile_source(kernels.kernel_source(file), file, kernels.KERNELS[file], kernels.DEFINES[file])
+        source = self.sources.get(file) or kernels.kernel_source(file)
+        return build.compile_source(source, file, kernels.KERNELS[file], kernels.DEFINES[file])
 
     def launch(self, file, entry, grid, block, args):
         from tdn.backends.cuda.interpreter import launcher
