@@ -63,7 +63,7 @@ struct Collective {
 // What Python passes to a launch (backends/cuda/interpreter/library.py mirrors it).
 struct LaunchConfig {
     unsigned grid[3], block[3];
-    int thread_order;     // 0 forward, 1 reversed, 2 shuffled every round, 3 one warp ahead
+    int thread_order;     // 0 forward, 1 reversed, 2 shuffled every round, 3 the last warp ahead
     int blocks_reversed;  // 1: the last block first
     uint64_t seed;        // shuffles and shared-memory junk
     const char* source_name;
@@ -280,7 +280,7 @@ inline void syncwarp(unsigned mask, int line) {
 }
 
 // ---- the scheduler -------------------------------------------------------------------------
-inline void order_threads(int* order, int n, int round) {
+inline void order_threads(int* order, int n) {
     const LaunchConfig& c = *launch_->config;
     for (int i = 0; i < n; ++i) order[i] = i;
     if (c.thread_order == 1) {
@@ -288,12 +288,28 @@ inline void order_threads(int* order, int n, int round) {
     } else if (c.thread_order == 2) {
         for (int i = n - 1; i > 0; --i) std::swap(order[i], order[next_random(launch_->rng) % (i + 1)]);
     } else if (c.thread_order == 3) {
-        // The last warp runs to its next barrier before any other thread moves.
+        // The last warp first (run_block lets it run on to its next __syncthreads).
         int first = (n - 1) / 32 * 32, k = 0;
         for (int i = first; i < n; ++i) order[k++] = i;
         for (int i = 0; i < first; ++i) order[k++] = i;
     }
-    (void)round;
+}
+
+// Schedule 3: the last warp's lanes run, through their own warp collectives, until none of them
+// can move (all at a __syncthreads, or exited) before any other thread runs.
+inline void run_warp_ahead() {
+    Launch& l = *launch_;
+    int first = (l.threads - 1) / 32 * 32;
+    for (bool ran = true; ran;) {
+        ran = false;
+        for (int i = first; i < l.threads; ++i) {
+            Fiber& f = l.fibers[i];
+            if (f.state != RUNNABLE) continue;
+            ran = true;
+            current_ = &f;
+            tdn_switch(&l.scheduler_sp, f.sp);
+        }
+    }
 }
 
 // All live threads wait: release a __syncthreads they all reached, or fail naming who waits where.
@@ -339,8 +355,9 @@ inline void run_block(unsigned bx, unsigned by, unsigned bz, uint64_t block_seed
     }
     for (auto& w : l.warps) w.arrived = 0;
     int order[kMaxThreads];
-    for (int round = 0;; ++round) {
-        order_threads(order, l.threads, round);
+    for (;;) {
+        order_threads(order, l.threads);
+        if (c.thread_order == 3) run_warp_ahead();
         bool ran = false;
         for (int k = 0; k < l.threads; ++k) {
             Fiber& f = l.fibers[order[k]];
