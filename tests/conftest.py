@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 from hypothesis import settings
+from tdn.backends.cuda.backend import gpu_unavailable_reason, interpreter_unavailable_reason
 
 import tdn.plugins
-from tdn.backends.cuda.backend import gpu_unavailable_reason, interpreter_unavailable_reason
 from tdn.plugins import BackendRegistry
 
 REPO = Path(__file__).resolve().parent.parent

@@ -31,8 +31,8 @@ from tdn.plugins import registry
 from tdn.testing.tolerances import tolerance
 from tdn.weights import random_params
 from tests import cuda_formulas as formulas
-from tests.test_cli import PAGE
 from tests.conftest import CUDA_INTERPRETED, CUDA_REASON
+from tests.test_cli import PAGE
 
 pytestmark = [pytest.mark.gpu, pytest.mark.usefixtures("cuda_device"),
               pytest.mark.skipif(CUDA_REASON is not None, reason=f"no GPU, no interpreter: {CUDA_REASON}")]

@@ -12,13 +12,11 @@ import shutil
 from collections.abc import Sequence
 
 from tdn.backends.cuda.device import interpret_mode
-
 from tdn.backends.cuda.kernels import CONV_ENTRY
 from tdn.backends.cuda.plan import LAYER_KINDS, build_plan
 
 from tdn.backend import Backend, LayerParams, Program
 from tdn.graph import Graph
-
 
 INTERPRETED = "interpreted on the CPU: for testing, slow"
 

@@ -11,7 +11,6 @@ folded parameters into the device arrays its launcher gets as program.weights[st
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-
 from typing import Any
 
 import numpy as np

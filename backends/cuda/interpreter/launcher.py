@@ -12,7 +12,6 @@ from functools import cache
 from pathlib import Path
 
 import numpy as np
-
 from tdn.backends.cuda.interpreter.memory import DeviceArray
 
 

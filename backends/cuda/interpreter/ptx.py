@@ -61,7 +61,7 @@ def _closing(text: str, open_at: int) -> int:
     while index < len(text):
         char = text[index]
         if char == '"':
-            index = _STRING.match(text, index).end()
+            index = _string_end(text, index)
             continue
         depth += char == "("
         depth -= char == ")"
@@ -71,13 +71,20 @@ def _closing(text: str, open_at: int) -> int:
     raise UnknownAsm("an asm statement without its closing parenthesis")
 
 
+def _string_end(text: str, start: int) -> int:
+    found = _STRING.match(text, start)
+    if found is None:
+        raise UnknownAsm("an asm statement with an unterminated string")
+    return found.end()
+
+
 def _split(text: str, separator: str) -> list[str]:
     """Split at `separator` outside parentheses, brackets and string literals."""
     parts, depth, start, index = [], 0, 0, 0
     while index < len(text):
         char = text[index]
         if char == '"':
-            index = _STRING.match(text, index).end()
+            index = _string_end(text, index)
             continue
         if char in "([{":
             depth += 1
