@@ -188,3 +188,14 @@ def test_conversions_follow_the_ptx_isa(tmp_path, monkeypatch):
     with np.errstate(over="ignore"):
         np.testing.assert_array_equal(halves >> 16, x.astype(np.float16).view(np.uint16))
         np.testing.assert_array_equal(halves & 0xFFFF, (-x * np.float32(0.5)).astype(np.float16).view(np.uint16))
+
+
+def test_interpreted_cuda_is_available_and_never_picked_by_auto(monkeypatch):
+    from tests.conftest import hermetic_backends
+
+    monkeypatch.setenv("TDN_CUDA_INTERPRET", "1")
+    backends = hermetic_backends()
+    cuda = backends.instance("cuda")
+    assert cuda.unavailable_reason() is None
+    assert cuda.description.endswith("interpreted on the CPU: for testing, slow")
+    assert backends.get("auto").name == "numpy"
