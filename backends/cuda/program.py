@@ -2,21 +2,33 @@
 buffers and weights uploaded once, the forward captured as one CUDA graph (input copy, every
 kernel, output copy) and replayed.
 
-Each step op has a launcher in LAUNCHERS, called with the program, the step, its input arrays
-(the previous layer's output first, then the outputs of the node's sources) and its output
-arrays; an op whose layer has weights also has an entry in UPLOADS, which turns the layer's
-folded parameters into the device arrays its launcher gets as program.weights[step index].
+Each step op has a launcher in LAUNCHERS, called with the program, the step (whose `args`
+the plan built: arguments.py), its input arrays (the previous layer's output first, then
+the outputs of the node's sources) and its output arrays; an op whose layer has weights also
+has an entry in UPLOADS, which turns the layer's folded parameters into the device arrays its
+launcher gets as program.weights[step index].
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from tdn.backends.cuda import kernels
+from tdn.backends.cuda.arguments import (
+    AvgpoolArgs,
+    ConnectedArgs,
+    CropArgs,
+    MaxpoolArgs,
+    RouteArgs,
+    ShortcutArgs,
+    SoftmaxArgs,
+    UpsampleArgs,
+)
 from tdn.backends.cuda.device import device
 from tdn.backends.cuda.plan import Plan, Step
+from tdn.backends.cuda.tiling import ConvGeometry
 
 from tdn.backend import LayerParams, Program
 
@@ -26,32 +38,41 @@ def _to_device(array: np.ndarray) -> Any:
     return device().upload(array)
 
 
+T = TypeVar("T")
+
+
+def _args(step: Step, kind: type[T]) -> T:
+    """The step's launch arguments, of the type its launcher takes."""
+    if not isinstance(step.args, kind):
+        raise TypeError(f"step {step.op}: expected {kind.__name__}, got {type(step.args).__name__}")
+    return step.args
+
+
 def _upload_conv(step: Step, params: LayerParams) -> tuple[Any, ...]:
-    return _to_device(step.conv.pack_weights(params["weights"])), _to_device(params["biases"])
+    return _to_device(_args(step, ConvGeometry).pack_weights(params["weights"])), _to_device(params["biases"])
 
 
 def _conv(program: CudaProgram, step: Step, inputs: list, outputs: list) -> None:
     packed, bias = program.weights[step.nodes[0].index]
-    kernels.conv(inputs[0], packed, bias, outputs[0], step.conv, program.precision)
+    kernels.conv(inputs[0], packed, bias, outputs[0], _args(step, ConvGeometry), program.precision)
 
 
 def _maxpool(program: CudaProgram, step: Step, inputs: list, outputs: list) -> None:
-    layer = step.nodes[0].layer
-    kernels.maxpool(inputs[0], outputs[0], layer.size, layer.stride, layer.offset)
+    args = _args(step, MaxpoolArgs)
+    kernels.maxpool(inputs[0], outputs[0], args.size, args.stride, args.offset)
 
 
 def _avgpool(program: CudaProgram, step: Step, inputs: list, outputs: list) -> None:
-    kernels.avgpool_softmax(inputs[0], outputs[0], None)
-
-
-def _avgpool_softmax(program: CudaProgram, step: Step, inputs: list, outputs: list) -> None:
-    softmax = step.nodes[1].layer
-    kernels.avgpool_softmax(inputs[0], outputs[0], outputs[1], softmax.groups, softmax.temperature)
+    softmax = _args(step, AvgpoolArgs).softmax
+    if softmax is None:
+        kernels.avgpool_softmax(inputs[0], outputs[0], None)
+    else:
+        kernels.avgpool_softmax(inputs[0], outputs[0], outputs[1], softmax.groups, softmax.temperature)
 
 
 def _softmax(program: CudaProgram, step: Step, inputs: list, outputs: list) -> None:
-    layer = step.nodes[0].layer
-    kernels.softmax(inputs[0], outputs[0], layer.groups, layer.temperature)
+    args = _args(step, SoftmaxArgs)
+    kernels.softmax(inputs[0], outputs[0], args.groups, args.temperature)
 
 
 def _upload_connected(step: Step, params: LayerParams) -> tuple[Any, ...]:
@@ -60,23 +81,23 @@ def _upload_connected(step: Step, params: LayerParams) -> tuple[Any, ...]:
 
 def _connected(program: CudaProgram, step: Step, inputs: list, outputs: list) -> None:
     weights, bias = program.weights[step.nodes[0].index]
-    kernels.connected(inputs[0], weights, bias, outputs[0], step.nodes[0].layer.activation)
+    kernels.connected(inputs[0], weights, bias, outputs[0], _args(step, ConnectedArgs).activation)
 
 
 def _shortcut(program: CudaProgram, step: Step, inputs: list, outputs: list) -> None:
-    layer = step.nodes[0].layer
-    kernels.shortcut(inputs[0], inputs[1], outputs[0], layer.alpha, layer.beta, layer.activation)
+    args = _args(step, ShortcutArgs)
+    kernels.shortcut(inputs[0], inputs[1], outputs[0], args.alpha, args.beta, args.activation)
 
 
 def _route(program: CudaProgram, step: Step, inputs: list, outputs: list) -> None:
     # A route reads only the layers it lists (inputs[1:]), not the previous layer's output.
-    layer = step.nodes[0].layer
-    kernels.route(inputs[1:], outputs[0], layer.groups, layer.group_id)
+    args = _args(step, RouteArgs)
+    kernels.route(inputs[1:], outputs[0], args.groups, args.group_id)
 
 
 def _upsample(program: CudaProgram, step: Step, inputs: list, outputs: list) -> None:
-    layer = step.nodes[0].layer
-    kernels.upsample(inputs[0], outputs[0], layer.stride, layer.scale)
+    args = _args(step, UpsampleArgs)
+    kernels.upsample(inputs[0], outputs[0], args.stride, args.scale)
 
 
 def _upload_batchnorm(step: Step, params: LayerParams) -> tuple[Any, ...]:
@@ -89,8 +110,8 @@ def _batchnorm(program: CudaProgram, step: Step, inputs: list, outputs: list) ->
 
 
 def _crop(program: CudaProgram, step: Step, inputs: list, outputs: list) -> None:
-    layer = step.nodes[0].layer
-    kernels.crop(inputs[0], outputs[0], layer.scale, layer.shift)
+    args = _args(step, CropArgs)
+    kernels.crop(inputs[0], outputs[0], args.scale, args.shift)
 
 
 Launcher = Callable[["CudaProgram", Step, list, list], None]
@@ -98,7 +119,7 @@ LAUNCHERS: dict[str, Launcher] = {
     "conv": _conv,
     "maxpool": _maxpool,
     "avgpool": _avgpool,
-    "avgpool_softmax": _avgpool_softmax,
+    "avgpool_softmax": _avgpool,
     "softmax": _softmax,
     "connected": _connected,
     "shortcut": _shortcut,
