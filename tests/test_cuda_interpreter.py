@@ -8,6 +8,8 @@ while the same examples pass on the unbroken source.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from tdn.backends.cuda import kernels
@@ -199,3 +201,16 @@ def test_interpreted_cuda_is_available_and_never_picked_by_auto(monkeypatch):
     assert cuda.unavailable_reason() is None
     assert cuda.description.endswith("interpreted on the CPU: for testing, slow")
     assert backends.get("auto").name == "numpy"
+
+
+def test_a_barrier_mismatch_names_the_kernel_files_and_lines(interpreted):
+    source = kernels.kernel_source("avgpool_softmax.cu")
+    sync = "    __syncthreads();  // makes this block's logits visible to all its threads"
+    line = source.splitlines().index(sync) + 1
+    assert kernels.source_line("avgpool_softmax.cu", line).startswith("avgpool_softmax.cu:")
+    interpreted({"avgpool_softmax.cu": source.replace(sync, "    if (threadIdx.x < 32) __syncthreads();")})
+    with pytest.raises(KernelError, match="^avgpool_softmax: threads wait at different __syncthreads") as error:
+        gpu.test_avgpool_softmax_matches_numpy.hypothesis.inner_test(
+            batch=1, groups=1, per_group=40, plane=(3, 3), fused=True, temperature=1.0, seed=0)
+    assert kernels.source_line("avgpool_softmax.cu", line) in str(error.value)
+    assert re.search(r"reduce\.cuh:\d+", str(error.value))

@@ -12,6 +12,7 @@ Module loading and raw launch (`launch`), device memory (`empty`, `upload`, `dow
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from functools import cache
 from typing import Any, Protocol
@@ -173,10 +174,19 @@ class InterpretedDevice:
         return build.compile_source(source, file, kernels.KERNELS[file], kernels.DEFINES[file])
 
     def launch(self, file, entry, grid, block, args):
+        from tdn.backends.cuda import kernels
         from tdn.backends.cuda.interpreter import launcher
 
         library = self._library(file)
-        self._issue(lambda: launcher.launch(library, entry, grid, block, tuple(args), self.every_schedule))
+
+        def run() -> None:
+            try:
+                launcher.launch(library, entry, grid, block, tuple(args), self.every_schedule)
+            except launcher.KernelError as error:  # lines of the inlined source, as file:line
+                where = re.sub(r"\bline (\d+)", lambda m: kernels.source_line(file, int(m.group(1))), str(error))
+                raise launcher.KernelError(where) from None
+
+        self._issue(run)
 
     def empty(self, shape):
         from tdn.backends.cuda.interpreter.memory import DeviceArray

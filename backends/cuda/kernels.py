@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 from importlib import resources
 
 import numpy as np
@@ -60,12 +61,26 @@ def kernel_source(name: str) -> str:
 
     Inlining keeps RawModule independent of include paths (package data may be zipped).
     """
+    return "\n".join(text for text, _ in _expanded(name)) + "\n"
+
+
+def source_line(name: str, line: int) -> str:
+    """Where line `line` (from 1) of kernel_source(name) comes from: "file.cu:N"."""
+    lines = _expanded(name)
+    if not 1 <= line <= len(lines):
+        return f"{name} line {line}"
+    return lines[line - 1][1]
+
+
+@cache
+def _expanded(name: str) -> tuple[tuple[str, str], ...]:
+    """kernel_source's lines, each with its origin "file:line"."""
     root = resources.files("tdn.kernels")
     included: set[str] = set()
 
-    def expand(file: str) -> list[str]:
+    def expand(file: str) -> list[tuple[str, str]]:
         lines = []
-        for line in root.joinpath(file).read_text().splitlines():
+        for number, line in enumerate(root.joinpath(file).read_text().splitlines(), 1):
             stripped = line.strip()
             if stripped == "#pragma once":
                 continue
@@ -75,10 +90,10 @@ def kernel_source(name: str) -> str:
                     included.add(header)
                     lines += expand(header)
             else:
-                lines.append(line)
+                lines.append((line, f"{file}:{number}"))
         return lines
 
-    return "\n".join(expand(name)) + "\n"
+    return tuple(expand(name))
 
 
 def check(name: str, array, shape: tuple[int, ...]) -> None:
