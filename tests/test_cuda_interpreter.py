@@ -214,3 +214,54 @@ def test_a_barrier_mismatch_names_the_kernel_files_and_lines(interpreted):
             batch=1, groups=1, per_group=40, plane=(3, 3), fused=True, temperature=1.0, seed=0)
     assert kernels.source_line("avgpool_softmax.cu", line) in str(error.value)
     assert re.search(r"reduce\.cuh:\d+", str(error.value))
+
+
+# One warp's mma, its fragments loaded as the PTX ISA's tables place them ("Matrix Fragments for
+# mma.m16n8k8" and "for mma.m16n8k16 with floating point type"; groupID = lane >> 2,
+# threadID_in_group = lane % 4), written here apart from conv.cu and from ptx.h.
+MMA_KERNEL = r'''
+__device__ unsigned tf32(float v) { unsigned r; asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(v)); return r; }
+__device__ unsigned half2(float lo, float hi) {
+    unsigned r; asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo)); return r;
+}
+extern "C" __global__ void k(const float* A, const float* B, const float* C, float* D, int f16) {
+    int g = threadIdx.x >> 2, t = threadIdx.x % 4, K = f16 ? 16 : 8;
+    float d0 = C[g * 8 + 2 * t], d1 = C[g * 8 + 2 * t + 1];
+    float d2 = C[(g + 8) * 8 + 2 * t], d3 = C[(g + 8) * 8 + 2 * t + 1];
+    if (!f16) {
+        unsigned a0 = tf32(A[g * K + t]), a1 = tf32(A[(g + 8) * K + t]);
+        unsigned a2 = tf32(A[g * K + t + 4]), a3 = tf32(A[(g + 8) * K + t + 4]);
+        unsigned b0 = tf32(B[t * 8 + g]), b1 = tf32(B[(t + 4) * 8 + g]);
+        asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                     "{%0,%1,%2,%3};" : "+f"(d0), "+f"(d1), "+f"(d2), "+f"(d3)
+                     : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+    } else {
+        int c = 2 * t;
+        unsigned a0 = half2(A[g * K + c], A[g * K + c + 1]), a1 = half2(A[(g + 8) * K + c], A[(g + 8) * K + c + 1]);
+        unsigned a2 = half2(A[g * K + c + 8], A[g * K + c + 9]);
+        unsigned a3 = half2(A[(g + 8) * K + c + 8], A[(g + 8) * K + c + 9]);
+        unsigned b0 = half2(B[c * 8 + g], B[(c + 1) * 8 + g]), b1 = half2(B[(c + 8) * 8 + g], B[(c + 9) * 8 + g]);
+        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                     "{%0,%1,%2,%3};" : "+f"(d0), "+f"(d1), "+f"(d2), "+f"(d3)
+                     : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+    }
+    D[g * 8 + 2 * t] = d0; D[g * 8 + 2 * t + 1] = d1; D[(g + 8) * 8 + 2 * t] = d2; D[(g + 8) * 8 + 2 * t + 1] = d3;
+}
+'''
+
+
+@pytest.mark.parametrize("f16", [False, True], ids=["m16n8k8 tf32", "m16n8k16 f16"])
+def test_mma_fragments_follow_the_isa_tables(tmp_path, monkeypatch, f16):
+    """Small integers, exact in tf32, f16 and float32: D must equal A @ B + C exactly."""
+    from tdn.backends.cuda.interpreter.memory import DeviceArray
+
+    monkeypatch.setenv("TDN_CACHE_DIR", str(tmp_path))
+    k = 16 if f16 else 8
+    rng = np.random.default_rng(k)
+    a, b, c = (rng.integers(-8, 9, shape).astype(np.float32) for shape in ((16, k), (k, 8), (16, 8)))
+    arrays = [DeviceArray(m.shape) for m in (a, b, c, c)]
+    for array, values in zip(arrays, (a, b, c), strict=False):
+        array.view()[:] = values
+    library = build.compile_source(MMA_KERNEL, "mma.cu", ("k",), {})
+    launcher.launch(library, "k", (1,), (32,), (*arrays, np.int32(f16)), every_schedule=True)
+    np.testing.assert_array_equal(arrays[3].view(), a @ b + c)
