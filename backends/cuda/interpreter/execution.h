@@ -206,11 +206,12 @@ inline void collective(unsigned mask, int line, const char* what, const uint32_t
              self->lane);
     if (mask & ~existing)
         fail("line %d: %s with mask 0x%08x names lanes the block does not have", line, what, mask);
-    for (int lane = 0; lane < lanes; ++lane)
-        if ((mask >> lane & 1u) && launch_->fibers[base + lane].state == EXITED)
-            fail("line %d: %s with mask 0x%08x, but lane %d of warp %d has exited", line, what, mask, lane,
-                 self->warp);
     if (!w.arrived) {
+        // Lanes exiting later, while the collective waits for them, fail in fiber_main.
+        for (int lane = 0; lane < lanes; ++lane)
+            if ((mask >> lane & 1u) && launch_->fibers[base + lane].state == EXITED)
+                fail("line %d: %s with mask 0x%08x, but lane %d of warp %d has exited", line, what, mask, lane,
+                     self->warp);
         w.mask = mask;
         w.line = line;
         w.what = what;
