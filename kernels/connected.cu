@@ -14,10 +14,8 @@
 #include "activations.cuh"
 #include "reduce.cuh"
 
-#define WARPS 8
+// WARPS, BATCH_TILE and CHUNK come from the host as -D definitions (tdn.backends.cuda.kernels.DEFINES).
 #define THREADS (WARPS * 32)
-#define BATCH_TILE 8
-#define CHUNK 256
 
 extern "C" __global__ void __launch_bounds__(THREADS)
 connected(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias,

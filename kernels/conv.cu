@@ -11,10 +11,8 @@
 // cores through mma.sync; operands rounded to tf32 / fp16, sums kept in float32).
 #include "activations.cuh"
 
-#define TILE_M 64
-#define TILE_N 64
-#define TILE_K 16
-#define THREADS 256
+// TILE_M, TILE_N, TILE_K and THREADS come from the host as -D definitions
+// (tdn.backends.cuda.kernels.DEFINES, from tiling.py).
 #define ROW (TILE_M + 4)  // padded shared row: fragment reads hit distinct banks
 static_assert(TILE_K % 16 == 0, "the f16 path steps k by 16 (mma m16n8k16)");
 static_assert(TILE_K * TILE_M % THREADS == 0 && TILE_K * TILE_N % THREADS == 0, "whole tile loads");

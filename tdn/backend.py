@@ -42,7 +42,7 @@ class Backend(abc.ABC):
     """The arithmetic it offers, first the default: fp32, tf32 (fp32 storage, tensor-core
     products), fp16, fp64. Results always come back as float32."""
     priority: int = 0
-    """backend="auto" picks the available backend with the highest priority."""
+    """backend="auto" picks the available backend with the highest priority; never a negative one."""
     folded_batchnorm: bool = True
     """prepare() gets batch-norm folded into weights and biases; False: the arrays as stored."""
 

@@ -114,7 +114,8 @@ class BackendRegistry:
             return f"plugin {entry.plugin} failed: {_one_line(error)}"
 
     def get(self, name: str) -> Backend:
-        """The named backend, or "auto": the available one with the highest priority."""
+        """The named backend, or "auto": the available one with the highest priority (never one
+        with a negative priority)."""
         if name == "auto":
             return self._best_available()
         reason = self.unavailable_reason(name)
@@ -125,12 +126,15 @@ class BackendRegistry:
     def _best_available(self) -> Backend:
         # Backends are asked whether they can run in priority order, and only until one can:
         # asking may import a large library (CuPy, torch) that a lower one should not cost.
+        # A negative priority (a testing backend such as interpreted cuda) is never chosen.
         ranked = []
         for name in self.names():
             try:
-                ranked.append((-self.instance(name).priority, name))
+                priority = self.instance(name).priority
             except Exception:  # a failing factory: unavailable (`tdn backends` says why)
                 continue
+            if priority >= 0:
+                ranked.append((-priority, name))
         for _, name in sorted(ranked):
             if self.unavailable_reason(name) is None:
                 return self.instance(name)

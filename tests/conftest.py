@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from hypothesis import settings
+from tdn.backends.cuda.backend import gpu_unavailable_reason, interpreter_unavailable_reason
 
 import tdn.plugins
 from tdn.plugins import BackendRegistry
@@ -23,6 +24,43 @@ CI_EXAMPLES = 200
 settings.register_profile("ci", settings.get_profile("ci"), deadline=None, max_examples=CI_EXAMPLES)
 settings.register_profile("dev", deadline=None, max_examples=50)
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
+
+
+# Without a GPU, the tests marked gpu run the CUDA backend interpreted on the CPU
+# (TDN_CUDA_INTERPRET=check: every launch under every schedule); on a GPU, on the hardware.
+CUDA_INTERPRETED = bool(os.environ.get("TDN_CUDA_INTERPRET", "").strip("0 ")) or gpu_unavailable_reason() is not None
+
+
+# Why the gpu tests cannot run here: no GPU and no C++ compiler for the interpreter.
+CUDA_REASON = interpreter_unavailable_reason() if CUDA_INTERPRETED else None
+
+
+@pytest.fixture(scope="module")
+def cuda_device():
+    """The CUDA device the gpu tests use: the GPU, or the interpreter where there is none."""
+    from tdn.backends.cuda.device import device
+
+    with pytest.MonkeyPatch.context() as patch:
+        if CUDA_INTERPRETED and not os.environ.get("TDN_CUDA_INTERPRET", "").strip("0 "):
+            patch.setenv("TDN_CUDA_INTERPRET", "check")
+        device.cache_clear()
+        tdn.plugins.registry.cache_clear()
+        yield device()
+        device.cache_clear()
+        tdn.plugins.registry.cache_clear()
+
+
+@pytest.fixture
+def one_schedule(cuda_device):
+    """Whole networks: each launch under one schedule, the next in turn (every schedule of every
+    launch would take minutes on the CPU); kernel tests keep every schedule of every launch."""
+    if not cuda_device.interpreted:
+        yield
+        return
+    saved = cuda_device.every_schedule
+    cuda_device.every_schedule = False
+    yield
+    cuda_device.every_schedule = saved
 
 
 @pytest.fixture(scope="session")

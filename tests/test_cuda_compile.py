@@ -1,8 +1,8 @@
 """Every kernels/*.cu compiles for sm_80 and sm_90 without register spills or local-memory
-stack frames (no GPU needed).
+stack frames, and compiles with NVRTC (no GPU needed).
 
 Compiles exactly the text and options cupy.RawModule gets (kernels.kernel_source,
-kernels.COMPILE_OPTIONS) with nvcc to a cubin, and reads ptxas's -v report. nvcc is part
+kernels.compile_options) with nvcc to a cubin, and reads ptxas's -v report; and with NVRTC. nvcc is part
 of the machine image CI runs on; its absence fails the test rather than skipping it.
 """
 
@@ -70,10 +70,44 @@ def test_kernel_compiles_without_spills(name, arch, tmp_path):
     source = tmp_path / name
     source.write_text(kernels.kernel_source(name))
     result = subprocess.run(
-        [find_nvcc(), "-cubin", f"-arch={arch}", *kernels.COMPILE_OPTIONS, "-Xptxas", "-v",
+        [find_nvcc(), "-cubin", f"-arch={arch}", *kernels.compile_options(name), "-Xptxas", "-v",
          "-Werror", "all-warnings", "-o", str(tmp_path / "out.cubin"), str(source)],
         capture_output=True, text=True)
     assert result.returncode == 0, f"{name} for {arch}:\n{result.stderr}"
     compiled = {entry for entry, target in _ENTRY.findall(result.stderr) if target == arch}
     assert compiled == set(kernels.KERNELS.get(name, ())), f"{name}: entry points differ from kernels.KERNELS"
     assert spilling_functions(result.stderr) == [], result.stderr
+
+
+def _nvrtc_failure(source: str, name: str, options: tuple[str, ...]) -> str | None:
+    """None when NVRTC compiles `source`, else its log."""
+    from cuda.bindings import nvrtc
+
+    error, program = nvrtc.nvrtcCreateProgram(source.encode(), name.encode(), 0, [], [])
+    assert error == nvrtc.nvrtcResult.NVRTC_SUCCESS, error
+    try:
+        flags = [option.encode() for option in options]
+        (result,) = nvrtc.nvrtcCompileProgram(program, len(flags), flags)
+        if result == nvrtc.nvrtcResult.NVRTC_SUCCESS:
+            return None
+        _, size = nvrtc.nvrtcGetProgramLogSize(program)
+        log = b" " * size
+        nvrtc.nvrtcGetProgramLog(program, log)
+        return log.decode(errors="replace")
+    finally:
+        nvrtc.nvrtcDestroyProgram(program)
+
+
+@pytest.mark.parametrize("arch", ARCHES)
+@pytest.mark.parametrize("name", SOURCES)
+def test_kernel_compiles_with_nvrtc(name, arch):
+    """What cupy.RawModule does on a GPU: NVRTC (the nvidia-cuda-nvrtc wheel, no GPU needed) with
+    the backend's options and the device's -arch=sm_XX."""
+    options = (*kernels.compile_options(name), f"-arch={arch}")
+    assert _nvrtc_failure(kernels.kernel_source(name), name, options) is None
+
+
+def test_nvrtc_reports_a_broken_kernel():
+    log = _nvrtc_failure('extern "C" __global__ void k(float* x) { x[0] = undefined_name; }', "k.cu",
+                         ("--std=c++17", "-arch=sm_80"))
+    assert log is not None and "undefined_name" in log

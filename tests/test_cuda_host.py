@@ -17,6 +17,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from tdn.backends.cuda import kernels, tiling
+from tdn.backends.cuda.arguments import (
+    AvgpoolArgs,
+    ConnectedArgs,
+    CropArgs,
+    MaxpoolArgs,
+    RouteArgs,
+    ShortcutArgs,
+    SoftmaxArgs,
+    UpsampleArgs,
+)
 from tdn.backends.cuda.backend import CudaBackend, cuda_unavailable_reason
 from tdn.backends.cuda.plan import STEP_OPS, build_plan
 from tdn.backends.numpy.convolution import im2col
@@ -40,9 +50,16 @@ def test_activation_ids_match_tdn_activations():
     assert ids == {name: i for i, name in enumerate(ACTIVATIONS)}
 
 
-def test_tile_constants_match_conv_cu():
-    for name in ("TILE_M", "TILE_N", "TILE_K", "THREADS"):
-        assert re.search(rf"#define {name} (\d+)", CONV_CU).group(1) == str(getattr(tiling, name))
+def test_tile_sizes_reach_the_sources_as_definitions_only():
+    """One home for each tile size: Python, passed with -D; no .cu file defines its own."""
+    for file, defines in kernels.DEFINES.items():
+        source = kernels.kernel_source(file)
+        for name, value in defines.items():
+            assert not re.search(rf"#define {name}\b", source), f"{file} defines {name} itself"
+            assert name in source, f"{file} never uses {name}"
+            assert f"-D{name}={value}" in kernels.compile_options(file)
+    assert kernels.DEFINES["conv.cu"] == {name: getattr(tiling, name) for name in ("TILE_M", "TILE_N", "TILE_K",
+                                                                                   "THREADS")}
 
 
 def test_scalars_follow_conv_params_order():
@@ -135,7 +152,9 @@ def test_plan_fuses_avgpool_with_softmax_and_aliases_identity_layers():
     assert plan.layer_buffers == (1, 2, 2, 3, 4, 5, 5)
     fused = plan.steps[-1]
     assert (fused.inputs, fused.targets) == ((3,), (4, 5))
-    assert plan.steps[2].conv.k_group == 8 and plan.steps[2].conv.activation == "linear"
+    assert plan.steps[2].args.k_group == 8 and plan.steps[2].args.activation == "linear"
+    assert plan.steps[1].args == MaxpoolArgs(size=2, stride=2, offset=0)
+    assert plan.steps[3].args == AvgpoolArgs(SoftmaxArgs(groups=2, temperature=1.0))
     assert plan.output_buffer == 5
 
 
@@ -149,6 +168,46 @@ def test_plan_uses_plain_softmax_without_avgpool():
 def test_plan_keeps_avgpool_alone_when_not_followed_by_softmax():
     graph = graph_from_text(CFG.replace("[softmax]\ngroups=2\n", ""))
     assert build_plan(graph, batch=1).steps[-1].op == "avgpool"
+    assert build_plan(graph, batch=1).steps[-1].args == AvgpoolArgs(None)
+
+
+def test_plan_builds_each_launchers_arguments_from_its_layer():
+    text = """[net]
+width=8
+height=8
+channels=4
+[convolutional]
+filters=4
+size=3
+pad=1
+activation=leaky
+[shortcut]
+from=-1
+alpha=0.5
+beta=2
+activation=relu
+[route]
+layers=-1,-2
+groups=2
+group_id=1
+[upsample]
+stride=2
+scale=0.25
+[crop]
+crop_height=12
+crop_width=12
+[connected]
+output=7
+activation=logistic
+[softmax]
+temperature=2
+"""
+    plan = build_plan(graph_from_text(text), batch=2)
+    assert [step.args for step in plan.steps[1:]] == [
+        ShortcutArgs(alpha=0.5, beta=2.0, activation="relu"), RouteArgs(groups=2, group_id=1),
+        UpsampleArgs(stride=2, scale=0.25), CropArgs(scale=2.0, shift=-1.0), ConnectedArgs("logistic"),
+        SoftmaxArgs(groups=1, temperature=2.0)]
+    assert plan.steps[0].args == tiling.ConvGeometry(2, 4, 8, 8, 4, 8, 8, 3, 1, 1, 1, "leaky")
 
 
 def _geo():
@@ -187,10 +246,11 @@ def launches(monkeypatch):
     """Records kernel launches (file, entry, grid, block, args) instead of making them."""
     calls = []
 
-    def fake_function(file, entry):
-        return lambda grid, block, args: calls.append((file, entry, grid, block, args))
+    class Recorder:
+        def launch(self, file, entry, grid, block, args):
+            calls.append((file, entry, grid, block, args))
 
-    monkeypatch.setattr(kernels, "function", fake_function)
+    monkeypatch.setattr(kernels, "device", Recorder)
     return calls
 
 
@@ -234,12 +294,6 @@ def test_kernel_sources_inline_their_headers_once():
     # connected.cu includes reduce.cuh directly; avgpool_softmax.cu through softmax.cuh.
     for name in ("connected.cu", "avgpool_softmax.cu"):
         assert kernels.kernel_source(name).count("float warp_sum(") == 1
-
-
-def test_connected_cu_constants_match_the_wrapper():
-    source = resources.files("tdn.kernels").joinpath("connected.cu").read_text()
-    assert re.search(r"#define WARPS (\d+)", source).group(1) == str(kernels.CONNECTED_WARPS)
-    assert re.search(r"#define BATCH_TILE (\d+)", source).group(1) == str(kernels.CONNECTED_BATCH_TILE)
 
 
 def test_cuda_backend_is_registered_above_numpy_with_three_precisions():

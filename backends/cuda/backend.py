@@ -1,20 +1,34 @@
 """The CUDA backend: `cuda`, float32 by default, tf32 or fp16 tensor-core convolutions on request.
 
-CuPy is imported only here, lazily, so tdn imports and lists backends without it.
+CuPy is imported only here and in device.py, lazily, so tdn imports and lists backends without it.
+With TDN_CUDA_INTERPRET=1 the same kernels run on the CPU instead (interpreter/), for testing.
 """
 
 from __future__ import annotations
 
+import os
+import platform
+import shutil
 from collections.abc import Sequence
 
+from tdn.backends.cuda.device import interpret_mode
 from tdn.backends.cuda.kernels import CONV_ENTRY
 from tdn.backends.cuda.plan import LAYER_KINDS, build_plan
 
 from tdn.backend import Backend, LayerParams, Program
 from tdn.graph import Graph
 
+INTERPRETED = "interpreted on the CPU: for testing, slow"
+
 
 def cuda_unavailable_reason() -> str | None:
+    if interpret_mode() is not None:
+        return interpreter_unavailable_reason()
+    return gpu_unavailable_reason()
+
+
+def gpu_unavailable_reason() -> str | None:
+    """None where CuPy sees a GPU of compute capability 8.0 or later, else why not."""
     try:
         import cupy
     except ImportError:
@@ -33,6 +47,15 @@ def cuda_unavailable_reason() -> str | None:
     return None
 
 
+def interpreter_unavailable_reason() -> str | None:
+    if platform.machine() not in ("x86_64", "AMD64"):
+        return f"TDN_CUDA_INTERPRET: the interpreter runs on x86-64 machines, not {platform.machine()}"
+    compiler = os.environ.get("CXX", "g++")
+    if shutil.which(compiler) is None:
+        return f"TDN_CUDA_INTERPRET: the C++ compiler {compiler!r} is not installed (set CXX)"
+    return None
+
+
 def _one_line(error: Exception) -> str:
     text = str(error).strip().splitlines()
     return text[0] if text else type(error).__name__
@@ -45,6 +68,11 @@ class CudaBackend(Backend):
     layer_kinds = LAYER_KINDS
     precisions = tuple(CONV_ENTRY)  # fp32 first: the default
     priority = 20  # above numpy's 10: "auto" picks the GPU when there is one
+
+    def __init__(self):
+        if interpret_mode() is not None:
+            self.description = f"own CUDA kernels, {INTERPRETED}"
+            self.priority = -1  # never picked by "auto"
 
     def unavailable_reason(self) -> str | None:
         return cuda_unavailable_reason()

@@ -1,10 +1,11 @@
-"""Loading kernels/*.cu with cupy.RawModule, and one checked launch wrapper per op.
+"""kernels/*.cu, the compile-time definitions each gets, and one checked launch wrapper per op.
 
 Scalars go to the kernels as np.int32 / np.float32, the C types the kernels declare
 (CuPy does not know a raw kernel's signature). The wrappers check dtype, shape and
 C-contiguity of every array before launching, so a wrong buffer fails with a message
-instead of corrupting memory. The checks only read .dtype, .shape and .flags, and CuPy
-is imported only after them, so NumPy arrays stand in for device arrays in CPU tests.
+instead of corrupting memory. The checks only read .dtype, .shape and .flags, and the
+device (device.py: CuPy, or the CPU interpreter) is reached only after them, so NumPy
+arrays stand in for device arrays in CPU tests.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from functools import cache
 from importlib import resources
 
 import numpy as np
-from tdn.backends.cuda.tiling import THREADS, ConvGeometry
+from tdn.backends.cuda.device import device
+from tdn.backends.cuda.tiling import THREADS, TILE_K, TILE_M, TILE_N, ConvGeometry
 
 from tdn.activations import ACTIVATIONS
 from tdn.layers.shortcut import Shortcut
@@ -32,17 +34,25 @@ KERNELS = {
     "batchnorm.cu": ("batchnorm",),
     "crop.cu": ("crop",),
 }
-# Given to NVRTC through cupy.RawModule (which adds the -arch option for the device);
-# tests/test_cuda_compile.py compiles with the same options for sm_80 and sm_90.
+# Given to NVRTC through cupy.RawModule (which adds the -arch option for the device), with each
+# file's DEFINES; tests/test_cuda_compile.py compiles with the same options for sm_80 and sm_90.
 COMPILE_OPTIONS = ("--std=c++17",)
 # The conv.cu entry point computing each precision the backend offers, fp32 (the default) first.
 CONV_ENTRY = {"fp32": "conv_f32", "tf32": "conv_tf32", "fp16": "conv_f16"}
 REDUCE_THREADS = 256  # threads per block of the reductions and element-wise kernels
-# Must match the #defines at the top of kernels/connected.cu.
-CONNECTED_WARPS = 8
-CONNECTED_BATCH_TILE = 8
+CONNECTED_WARPS = 8  # a connected block: one output per warp
+CONNECTED_BATCH_TILE = 8  # images per connected block
+CONNECTED_CHUNK = 256  # inputs staged in shared memory at a time
 MAX_GRID_YZ = 65535
-_DEVICE_TO_DEVICE = 3  # cudaMemcpyDeviceToDevice
+# The tile sizes, the one place they are set: each .cu file gets its entries as -D definitions.
+DEFINES: dict[str, dict[str, int]] = {name: {} for name in KERNELS}
+DEFINES["conv.cu"] = {"TILE_M": TILE_M, "TILE_N": TILE_N, "TILE_K": TILE_K, "THREADS": THREADS}
+DEFINES["connected.cu"] = {"WARPS": CONNECTED_WARPS, "BATCH_TILE": CONNECTED_BATCH_TILE, "CHUNK": CONNECTED_CHUNK}
+
+
+def compile_options(name: str) -> tuple[str, ...]:
+    """The NVRTC options of one .cu file: COMPILE_OPTIONS and its definitions."""
+    return (*COMPILE_OPTIONS, *(f"-D{key}={value}" for key, value in DEFINES[name].items()))
 
 
 def kernel_source(name: str) -> str:
@@ -51,12 +61,26 @@ def kernel_source(name: str) -> str:
 
     Inlining keeps RawModule independent of include paths (package data may be zipped).
     """
+    return "\n".join(text for text, _ in _expanded(name)) + "\n"
+
+
+def source_line(name: str, line: int) -> str:
+    """Where line `line` (from 1) of kernel_source(name) comes from: "file.cu:N"."""
+    lines = _expanded(name)
+    if not 1 <= line <= len(lines):
+        return f"{name} line {line}"
+    return lines[line - 1][1]
+
+
+@cache
+def _expanded(name: str) -> tuple[tuple[str, str], ...]:
+    """kernel_source's lines, each with its origin "file:line"."""
     root = resources.files("tdn.kernels")
     included: set[str] = set()
 
-    def expand(file: str) -> list[str]:
+    def expand(file: str) -> list[tuple[str, str]]:
         lines = []
-        for line in root.joinpath(file).read_text().splitlines():
+        for number, line in enumerate(root.joinpath(file).read_text().splitlines(), 1):
             stripped = line.strip()
             if stripped == "#pragma once":
                 continue
@@ -66,21 +90,10 @@ def kernel_source(name: str) -> str:
                     included.add(header)
                     lines += expand(header)
             else:
-                lines.append(line)
+                lines.append((line, f"{file}:{number}"))
         return lines
 
-    return "\n".join(expand(name)) + "\n"
-
-
-@cache
-def module(name: str):
-    import cupy
-
-    return cupy.RawModule(code=kernel_source(name), options=COMPILE_OPTIONS)
-
-
-def function(file: str, entry: str):
-    return module(file).get_function(entry)
+    return tuple(expand(name))
 
 
 def check(name: str, array, shape: tuple[int, ...]) -> None:
@@ -106,7 +119,7 @@ def elementwise_grid(count: int) -> int:
 
 
 def _launch_elementwise(file: str, entry: str, count: int, args: Sequence) -> None:
-    function(file, entry)((elementwise_grid(count),), (REDUCE_THREADS,), tuple(args))
+    device().launch(file, entry, (elementwise_grid(count),), (REDUCE_THREADS,), tuple(args))
 
 
 def conv(x, packed, bias, y, geo: ConvGeometry, precision: str = "fp32") -> None:
@@ -117,7 +130,7 @@ def conv(x, packed, bias, y, geo: ConvGeometry, precision: str = "fp32") -> None
     check("conv bias", bias, (geo.filters,))
     check("conv output", y, (geo.batch, geo.filters, geo.out_h, geo.out_w))
     scalars = [np.int32(v) for v in geo.scalars()]
-    function("conv.cu", CONV_ENTRY[precision])(geo.grid, (THREADS,), (x, packed, bias, y, *scalars))
+    device().launch("conv.cu", CONV_ENTRY[precision], geo.grid, (THREADS,), (x, packed, bias, y, *scalars))
 
 
 def maxpool(x, y, size: int, stride: int, offset: int) -> None:
@@ -142,7 +155,7 @@ def avgpool_softmax(x, pooled, probs, groups: int = 1, temperature: float = 1.0)
     target = pooled if probs is None else probs
     ints = np.array([c, h * w, probs is not None, groups], np.int32)
     args = (x, pooled, target, *ints, np.float32(temperature))
-    function("avgpool_softmax.cu", "avgpool_softmax")((n,), (REDUCE_THREADS,), args)
+    device().launch("avgpool_softmax.cu", "avgpool_softmax", (n,), (REDUCE_THREADS,), args)
 
 
 def softmax(x, y, groups: int, temperature: float) -> None:
@@ -152,7 +165,7 @@ def softmax(x, y, groups: int, temperature: float) -> None:
     check("softmax output", y, (n, total, 1, 1))
     _check_groups(total, groups, temperature)
     args = (x, y, np.int32(total), np.int32(groups), np.float32(temperature))
-    function("softmax.cu", "softmax")((n,), (REDUCE_THREADS,), args)
+    device().launch("softmax.cu", "softmax", (n,), (REDUCE_THREADS,), args)
 
 
 def _check_groups(total: int, groups: int, temperature: float) -> None:
@@ -185,7 +198,7 @@ def connected(x, weights, bias, y, activation: str) -> None:
     _check_images("connected output", y, batch, outputs)
     grid = connected_grid(batch, outputs)
     ints = np.array([batch, inputs, outputs, activation_id(activation)], np.int32)
-    function("connected.cu", "connected")(grid, (CONNECTED_WARPS * 32,), (x, weights, bias, y, *ints))
+    device().launch("connected.cu", "connected", grid, (CONNECTED_WARPS * 32,), (x, weights, bias, y, *ints))
 
 
 def _check_images(name: str, array, batch: int, count: int) -> None:
@@ -260,13 +273,9 @@ def route(inputs: Sequence, y, groups: int = 1, group_id: int = 0) -> None:
         raise ValueError(f"route output: expected (N, C, H, W), got shape {tuple(y.shape)}")
     check("route output", y, tuple(y.shape))
     copies = route_copies([a.shape for a in inputs], y.shape, groups, group_id)
-    import cupy
-
-    stream = cupy.cuda.get_current_stream().ptr
     for array, copy in zip(inputs, copies, strict=True):
-        cupy.cuda.runtime.memcpy2DAsync(y.data.ptr + copy.dst_offset, copy.dst_pitch,
-                                        array.data.ptr + copy.src_offset, copy.src_pitch,
-                                        copy.width, copy.rows, _DEVICE_TO_DEVICE, stream)
+        device().copy2d(y, copy.dst_offset, copy.dst_pitch, array, copy.src_offset, copy.src_pitch,
+                        copy.width, copy.rows)
 
 
 def upsample(x, y, stride: int, scale: float = 1.0) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tdn.backends.cuda.tiling import ConvGeometry
+from tdn.backends.cuda.arguments import LaunchArgs, launch_args
 
 from tdn.graph import Graph, Node
 
@@ -27,13 +27,14 @@ LAYER_KINDS = frozenset(STEP_OPS) | IDENTITY_KINDS
 
 @dataclass(frozen=True)
 class Step:
-    """One launch: op name, input buffers, output buffers, and the nodes it computes."""
+    """One launch: op name, input buffers, output buffers, the nodes it computes, and its launcher's
+    arguments (arguments.py)."""
 
     op: str  # a value of STEP_OPS, or "avgpool_softmax"
     inputs: tuple[int, ...]  # the previous layer's output, then those of the node's sources
     targets: tuple[int, ...]
     nodes: tuple[Node, ...]
-    conv: ConvGeometry | None = None
+    args: LaunchArgs
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,9 @@ def build_plan(graph: Graph, batch: int) -> Plan:
         if node.kind == "avgpool" and following is not None and following.kind == "softmax":
             # The pooled logits are few: one launch pools and normalises them.
             shapes.append((batch, *following.out_shape))
-            steps.append(Step("avgpool_softmax", (current,), (target, target + 1), (node, following)))
+            fused = (node, following)
+            steps.append(Step("avgpool_softmax", (current,), (target, target + 1), fused,
+                              launch_args("avgpool_softmax", fused, batch)))
             layer_buffers += [target, target + 1]
             current = target + 1
             index += 2
@@ -75,9 +78,8 @@ def build_plan(graph: Graph, batch: int) -> Plan:
         op = STEP_OPS.get(node.kind)
         if op is None:
             raise ValueError(f"the CUDA backend has no kernel for layer kind {node.kind}")
-        geometry = ConvGeometry.of(node.layer, node.in_shape, node.out_shape, batch) if op == "conv" else None
         inputs = (current, *(layer_buffers[source] for source in node.sources))
-        steps.append(Step(op, inputs, (target,), (node,), geometry))
+        steps.append(Step(op, inputs, (target,), (node,), launch_args(op, (node,), batch)))
         layer_buffers.append(target)
         current = target
         index += 1

@@ -1,87 +1,106 @@
-"""A Plan made real on the GPU with CuPy: buffers and weights uploaded once, the forward
-captured as one CUDA graph (input copy, every kernel, output copy) and replayed.
+"""A Plan made real on the device (device.py: a GPU through CuPy, or the CPU interpreter):
+buffers and weights uploaded once, the forward captured as one CUDA graph (input copy, every
+kernel, output copy) and replayed.
 
-Each step op has a launcher in LAUNCHERS, called with the program, the step, its input arrays
-(the previous layer's output first, then the outputs of the node's sources) and its output
-arrays; an op whose layer has weights also has an entry in UPLOADS, which turns the layer's
-folded parameters into the device arrays its launcher gets as program.weights[step index].
+Each step op has a launcher in LAUNCHERS, called with the program, the step (whose `args`
+the plan built: arguments.py), its input arrays (the previous layer's output first, then
+the outputs of the node's sources) and its output arrays; an op whose layer has weights also
+has an entry in UPLOADS, which turns the layer's folded parameters into the device arrays its
+launcher gets as program.weights[step index].
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
-import cupy
-import cupyx
 import numpy as np
 from tdn.backends.cuda import kernels
+from tdn.backends.cuda.arguments import (
+    AvgpoolArgs,
+    ConnectedArgs,
+    CropArgs,
+    MaxpoolArgs,
+    RouteArgs,
+    ShortcutArgs,
+    SoftmaxArgs,
+    UpsampleArgs,
+)
+from tdn.backends.cuda.device import device
 from tdn.backends.cuda.plan import Plan, Step
+from tdn.backends.cuda.tiling import ConvGeometry
 
 from tdn.backend import LayerParams, Program
 
-_HOST_TO_DEVICE = 1  # cudaMemcpyHostToDevice
-_DEVICE_TO_HOST = 2  # cudaMemcpyDeviceToHost
+
+def _to_device(array: np.ndarray) -> Any:
+    """A C-contiguous float32 copy on the device, as every kernel wrapper expects."""
+    return device().upload(array)
 
 
-def _to_device(array: np.ndarray) -> cupy.ndarray:
-    """A C-contiguous float32 copy on the GPU, as every kernel wrapper expects."""
-    return cupy.asarray(np.ascontiguousarray(array, np.float32))
+T = TypeVar("T")
 
 
-def _upload_conv(step: Step, params: LayerParams) -> tuple[cupy.ndarray, ...]:
-    return _to_device(step.conv.pack_weights(params["weights"])), _to_device(params["biases"])
+def _args(step: Step, kind: type[T]) -> T:
+    """The step's launch arguments, of the type its launcher takes."""
+    if not isinstance(step.args, kind):
+        raise TypeError(f"step {step.op}: expected {kind.__name__}, got {type(step.args).__name__}")
+    return step.args
+
+
+def _upload_conv(step: Step, params: LayerParams) -> tuple[Any, ...]:
+    return _to_device(_args(step, ConvGeometry).pack_weights(params["weights"])), _to_device(params["biases"])
 
 
 def _conv(program: CudaProgram, step: Step, inputs: list, outputs: list) -> None:
     packed, bias = program.weights[step.nodes[0].index]
-    kernels.conv(inputs[0], packed, bias, outputs[0], step.conv, program.precision)
+    kernels.conv(inputs[0], packed, bias, outputs[0], _args(step, ConvGeometry), program.precision)
 
 
 def _maxpool(program: CudaProgram, step: Step, inputs: list, outputs: list) -> None:
-    layer = step.nodes[0].layer
-    kernels.maxpool(inputs[0], outputs[0], layer.size, layer.stride, layer.offset)
+    args = _args(step, MaxpoolArgs)
+    kernels.maxpool(inputs[0], outputs[0], args.size, args.stride, args.offset)
 
 
 def _avgpool(program: CudaProgram, step: Step, inputs: list, outputs: list) -> None:
-    kernels.avgpool_softmax(inputs[0], outputs[0], None)
-
-
-def _avgpool_softmax(program: CudaProgram, step: Step, inputs: list, outputs: list) -> None:
-    softmax = step.nodes[1].layer
-    kernels.avgpool_softmax(inputs[0], outputs[0], outputs[1], softmax.groups, softmax.temperature)
+    softmax = _args(step, AvgpoolArgs).softmax
+    if softmax is None:
+        kernels.avgpool_softmax(inputs[0], outputs[0], None)
+    else:
+        kernels.avgpool_softmax(inputs[0], outputs[0], outputs[1], softmax.groups, softmax.temperature)
 
 
 def _softmax(program: CudaProgram, step: Step, inputs: list, outputs: list) -> None:
-    layer = step.nodes[0].layer
-    kernels.softmax(inputs[0], outputs[0], layer.groups, layer.temperature)
+    args = _args(step, SoftmaxArgs)
+    kernels.softmax(inputs[0], outputs[0], args.groups, args.temperature)
 
 
-def _upload_connected(step: Step, params: LayerParams) -> tuple[cupy.ndarray, ...]:
+def _upload_connected(step: Step, params: LayerParams) -> tuple[Any, ...]:
     return _to_device(params["weights"]), _to_device(params["biases"])
 
 
 def _connected(program: CudaProgram, step: Step, inputs: list, outputs: list) -> None:
     weights, bias = program.weights[step.nodes[0].index]
-    kernels.connected(inputs[0], weights, bias, outputs[0], step.nodes[0].layer.activation)
+    kernels.connected(inputs[0], weights, bias, outputs[0], _args(step, ConnectedArgs).activation)
 
 
 def _shortcut(program: CudaProgram, step: Step, inputs: list, outputs: list) -> None:
-    layer = step.nodes[0].layer
-    kernels.shortcut(inputs[0], inputs[1], outputs[0], layer.alpha, layer.beta, layer.activation)
+    args = _args(step, ShortcutArgs)
+    kernels.shortcut(inputs[0], inputs[1], outputs[0], args.alpha, args.beta, args.activation)
 
 
 def _route(program: CudaProgram, step: Step, inputs: list, outputs: list) -> None:
     # A route reads only the layers it lists (inputs[1:]), not the previous layer's output.
-    layer = step.nodes[0].layer
-    kernels.route(inputs[1:], outputs[0], layer.groups, layer.group_id)
+    args = _args(step, RouteArgs)
+    kernels.route(inputs[1:], outputs[0], args.groups, args.group_id)
 
 
 def _upsample(program: CudaProgram, step: Step, inputs: list, outputs: list) -> None:
-    layer = step.nodes[0].layer
-    kernels.upsample(inputs[0], outputs[0], layer.stride, layer.scale)
+    args = _args(step, UpsampleArgs)
+    kernels.upsample(inputs[0], outputs[0], args.stride, args.scale)
 
 
-def _upload_batchnorm(step: Step, params: LayerParams) -> tuple[cupy.ndarray, ...]:
+def _upload_batchnorm(step: Step, params: LayerParams) -> tuple[Any, ...]:
     return _to_device(params["scales"]), _to_device(params["biases"])
 
 
@@ -91,8 +110,8 @@ def _batchnorm(program: CudaProgram, step: Step, inputs: list, outputs: list) ->
 
 
 def _crop(program: CudaProgram, step: Step, inputs: list, outputs: list) -> None:
-    layer = step.nodes[0].layer
-    kernels.crop(inputs[0], outputs[0], layer.scale, layer.shift)
+    args = _args(step, CropArgs)
+    kernels.crop(inputs[0], outputs[0], args.scale, args.shift)
 
 
 Launcher = Callable[["CudaProgram", Step, list, list], None]
@@ -100,7 +119,7 @@ LAUNCHERS: dict[str, Launcher] = {
     "conv": _conv,
     "maxpool": _maxpool,
     "avgpool": _avgpool,
-    "avgpool_softmax": _avgpool_softmax,
+    "avgpool_softmax": _avgpool,
     "softmax": _softmax,
     "connected": _connected,
     "shortcut": _shortcut,
@@ -109,7 +128,7 @@ LAUNCHERS: dict[str, Launcher] = {
     "batchnorm": _batchnorm,
     "crop": _crop,
 }
-UPLOADS: dict[str, Callable[[Step, LayerParams], tuple[cupy.ndarray, ...]]] = {
+UPLOADS: dict[str, Callable[[Step, LayerParams], tuple[Any, ...]]] = {
     "conv": _upload_conv, "connected": _upload_connected, "batchnorm": _upload_batchnorm}
 
 
@@ -117,28 +136,25 @@ class CudaProgram(Program):
     def __init__(self, plan: Plan, params: Sequence[LayerParams], precision: str):
         self.plan = plan
         self.precision = precision
-        self.buffers = [cupy.empty(shape, np.float32) for shape in plan.buffer_shapes]
-        self.weights: dict[int, tuple[cupy.ndarray, ...]] = {
+        self.device = device()
+        self.buffers = [self.device.empty(shape) for shape in plan.buffer_shapes]
+        self.weights: dict[int, tuple[Any, ...]] = {
             step.nodes[0].index: UPLOADS[step.op](step, params[step.nodes[0].index])
             for step in plan.steps if step.op in UPLOADS}
         # Pinned, so that the captured copies are true asynchronous DMA transfers.
-        self.host_in = cupyx.empty_pinned(plan.buffer_shapes[0], np.float32)
-        self.host_out = cupyx.empty_pinned(plan.buffer_shapes[plan.output_buffer], np.float32)
-        self.stream = cupy.cuda.Stream(non_blocking=True)  # capture needs a stream other than the legacy default
+        self.host_in = self.device.pinned(plan.buffer_shapes[0])
+        self.host_out = self.device.pinned(plan.buffer_shapes[plan.output_buffer])
+        self.stream = self.device.stream()
         with self.stream:
             self._launch_all()  # compiles and loads every kernel before capture
             self.stream.synchronize()
             # Every launch's checks passed above, so nothing raises between begin and end.
-            self.stream.begin_capture()
-            self._copy(self.buffers[0].data.ptr, self.host_in.ctypes.data, self.host_in.nbytes,
-                       _HOST_TO_DEVICE)
-            self._launch_all()
-            out = self.buffers[plan.output_buffer]
-            self._copy(self.host_out.ctypes.data, out.data.ptr, out.nbytes, _DEVICE_TO_HOST)
-            self.graph = self.stream.end_capture()
+            self.graph = self.device.capture(self.stream, self._forward)
 
-    def _copy(self, dst: int, src: int, nbytes: int, kind: int) -> None:
-        cupy.cuda.runtime.memcpyAsync(dst, src, nbytes, kind, self.stream.ptr)
+    def _forward(self) -> None:
+        self.device.copy_in(self.buffers[0], self.host_in)
+        self._launch_all()
+        self.device.copy_out(self.host_out, self.buffers[self.plan.output_buffer])
 
     def _launch_all(self) -> None:
         for step in self.plan.steps:
@@ -159,8 +175,7 @@ class CudaProgram(Program):
     def run_layers(self, x: np.ndarray) -> list[np.ndarray]:
         self._check(x)
         with self.stream:
-            self.buffers[0].set(x, self.stream)
+            self.device.copy_in(self.buffers[0], np.ascontiguousarray(x))
             self._launch_all()
-            outputs = [self.buffers[b].get(self.stream) for b in self.plan.layer_buffers]
             self.stream.synchronize()
-        return outputs
+        return [self.device.download(self.buffers[b]) for b in self.plan.layer_buffers]

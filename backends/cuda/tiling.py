@@ -11,7 +11,7 @@ from tdn.activations import ACTIVATIONS
 from tdn.layers.base import Shape
 from tdn.layers.convolutional import Convolutional
 
-# Must match the #defines at the top of kernels/conv.cu.
+# conv.cu's tiling: the kernel gets these as compile-time definitions (kernels.DEFINES).
 TILE_M = 64
 TILE_N = 64
 TILE_K = 16
