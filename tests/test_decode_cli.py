@@ -7,12 +7,7 @@ import pytest
 
 from tdn.cli import main
 
-PAGE = """malamute: 0.167168
-Eskimo dog: 0.065828
-dogsled: 0.063020
-standard schnauzer: 0.051153
-Siberian husky: 0.037506
-"""
+from .test_cli import PAGE
 
 
 @pytest.fixture
