@@ -17,8 +17,9 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from tdn.decode import DecoderWarning, darknet_pixels
+from tdn.decode import idct as idct_module
 from tdn.decode.colour import _fixed, blinn, ycbcr_to_rgb
-from tdn.decode.idct import idct_blocks
+from tdn.decode.idct import idct_plane
 from tdn.decode.jpeg import _planes, decode_jpeg
 from tdn.decode.jpeg_coefficients import block_counts
 from tdn.decode.jpeg_header import Component, JpegHeader, NotForStb, parse
@@ -84,13 +85,38 @@ def _scalar_idct(block: np.ndarray) -> np.ndarray:
     return np.clip(np.array(rows), 0, 255).astype(np.uint8)
 
 
+def idct_blocks(blocks: np.ndarray, columns: int = 1) -> np.ndarray:
+    """idct_plane on blocks (n, 8, 8) laid out in rows of `columns` blocks; samples (n, 8, 8)."""
+    plane = idct_plane(blocks.reshape(-1, columns, 8, 8))
+    return plane.reshape(-1, 8, columns, 8).transpose(0, 2, 1, 3).reshape(-1, 8, 8)
+
+
 @settings(max_examples=60, deadline=None)
-@given(st.integers(0, 2**32 - 1), st.sampled_from([64, 1024, 4096, 32768]))
+@given(st.integers(0, 2**32 - 1), st.sampled_from([64, 1024, 4096, 16384, 32768]))
 def test_idct_equals_the_scalar_statement_of_the_sse2_kernel(seed, scale):
     # Scales up to int16's limits exercise the int16 wraps and the saturation of pass 1.
     blocks = np.random.default_rng(seed).integers(-scale, scale, (3, 8, 8)).clip(-32768, 32767)
     blocks = blocks.astype(np.int16)
-    ours = idct_blocks(blocks)
+    ours = idct_blocks(blocks, columns=3)
+    for block, samples in zip(blocks, ours):
+        assert np.array_equal(samples, _scalar_idct(block))
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 40))
+def test_idct_blocks_of_both_paths_side_by_side(seed, columns):
+    # Realistic blocks (the float matrix path) mixed with blocks beyond its exact range (the
+    # kernel's own int16 path): within one band, across bands, at the range's edges.
+    rng = np.random.default_rng(seed)
+    count = columns * int(rng.integers(1, 30))
+    blocks = (rng.laplace(0, 30, (count, 8, 8)) * rng.integers(1, 4, (count, 1, 1))).clip(-1024, 1024)
+    blocks[:, 0, 0] = rng.integers(-1024, 1024, count)
+    special = rng.choice(count, size=min(count, 6), replace=False)
+    blocks[special[:2]] = rng.integers(-32768, 32767, (len(special[:2]), 8, 8))
+    blocks[special[2:4], 0, 0] = rng.choice([16383, -16383, 16384, -16384, 4095, -4096], len(special[2:4]))
+    blocks[special[4:], rng.integers(0, 8), rng.integers(0, 8)] = rng.choice([-32768, 32767, 16383, -16384])
+    blocks = blocks.astype(np.int16)
+    ours = idct_blocks(blocks, columns)
     for block, samples in zip(blocks, ours):
         assert np.array_equal(samples, _scalar_idct(block))
 
@@ -108,6 +134,29 @@ def test_idct_int16_wrap_differs_from_32_bit_arithmetic():
     block[0, 0, 0] = block[0, 4, 0] = 30000  # row0 + row4 = 60000 wraps to -5536 in the SSE2 kernel
     assert idct_blocks(block)[0, 0, 0] == _scalar_idct(block[0])[0, 0]
     assert idct_blocks(block)[0, 0, 0] == 0  # 32-bit arithmetic would saturate at 255
+
+
+def test_idct_pass_1_saturation_at_the_edge_of_the_float_range():
+    # DC 4096 gives pass-1 outputs of 16384, one past the float path's range: the kernel's path.
+    # DC 4095 gives 16380 (float path). Both are a flat block at 128 + dc / 8, clipped.
+    blocks = np.zeros((4, 8, 8), np.int16)
+    blocks[:, 0, 0] = [4095, 4096, -4095, -4096]
+    assert idct_blocks(blocks, columns=4)[:, 3, 5].tolist() == [255, 255, 0, 0]
+    for block, samples in zip(blocks, idct_blocks(blocks, columns=2)):
+        assert np.array_equal(samples, _scalar_idct(block))
+
+
+def test_idct_routes_only_blocks_beyond_the_float_range_to_the_kernel(monkeypatch):
+    routed = []
+    kernel = idct_module._kernel_blocks
+    monkeypatch.setattr(idct_module, "_kernel_blocks", lambda blocks: routed.append(len(blocks)) or kernel(blocks))
+    blocks = np.zeros((6, 8, 8), np.int16)
+    blocks[:, 0, 0] = [4095, -4095, 1000, 4096, 0, 30000]  # the last two: 16384 after pass 1, int16 input
+    blocks[4, 4, 4] = 16384  # beyond the input range
+    samples = idct_blocks(blocks, columns=6)
+    assert routed == [3]
+    for block, ours in zip(blocks, samples):
+        assert np.array_equal(ours, _scalar_idct(block))
 
 
 # --- upsampling and colour --------------------------------------------------------------------

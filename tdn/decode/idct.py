@@ -3,16 +3,25 @@
 Darknet is built for x86-64, where stb_image always takes the SSE2 path. That kernel is the
 scalar fixed-point IDCT (constants scaled by 4096, rounding shifts of 10 and 17) with two
 16-bit effects the scalar code lacks: the sums row0+row4, row0-row4, row1+row7 and row3+row5
-wrap in int16, and the first pass's outputs saturate to int16. NumPy's int16 and int32
-arithmetic wraps the same way, so the same operations in the same widths give the same bits.
+wrap in int16, and the first pass's outputs saturate to int16.
+
+Each pass is linear with integer weights, so between its rounding shifts it is one 8x8
+integer matrix. Where no 16-bit effect can occur (every pass input within +-16383: no sum of
+two wraps, no output saturates, no 32-bit sum overflows), float64 matrix products compute the
+integer sums exactly (all values are integers, or integers over powers of two, far below
+2**53), and flooring reproduces the shifts: that is the fast path, whole bands of blocks at a
+time through BLAS. Blocks outside that range take the kernel's own int16/int32 operations,
+in which NumPy wraps exactly as SSE2 does.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-# Blocks per slice: keeps every temporary in cache; the slices are independent.
-_SLICE = 4096
+# Blocks per band of the float path: the band's three float64 arrays (3 x 256 KiB) stay in L2.
+_BAND_BLOCKS = 512
+# Pass inputs within +-_EXACT make the float path exact (see the module docstring).
+_EXACT = 16383
 
 
 def _fixed(x: float) -> int:
@@ -71,19 +80,60 @@ def _saturate(values: np.ndarray) -> np.ndarray:
     return np.clip(values, -32768, 32767).astype(np.int16)
 
 
-def idct_blocks(coefficients: np.ndarray) -> np.ndarray:
-    """Dequantised int16 blocks (..., 8, 8) indexed [row frequency, column frequency] ->
-    uint8 samples (..., 8, 8) indexed [y, x], as stb_image writes them."""
-    shape = coefficients.shape
-    blocks = coefficients.reshape(-1, 8, 8)
-    samples = np.empty(blocks.shape, np.uint8)
-    for start in range(0, len(blocks), _SLICE):
-        part = blocks[start:start + _SLICE]
-        # Columns first: each vector holds one frequency row, across the 8 columns.
-        first = _pass([part[:, k, :] for k in range(8)], _PASS1_BIAS, 10)
-        # Then rows: each vector holds one column of the first pass's output, across y.
-        second = _pass([np.stack([first[y][:, k] for y in range(8)], axis=1) for k in range(8)],
-                       _PASS2_BIAS, 17)
-        # _mm_packus_epi16: int16 to uint8 with saturation; second[x][:, y] is sample (y, x).
-        samples[start:start + _SLICE] = np.clip(np.stack(second, axis=2), 0, 255)
-    return samples.reshape(shape)
+def _kernel_blocks(blocks: np.ndarray) -> np.ndarray:
+    """int16 blocks (n, 8, 8) -> uint8 samples (n, 8, 8) [y, x], by the kernel's own operations."""
+    # Columns first: each vector holds one frequency row, across the 8 columns.
+    first = _pass([blocks[:, k, :] for k in range(8)], _PASS1_BIAS, 10)
+    # Then rows: each vector holds one column of the first pass's output, across y.
+    second = _pass([np.stack([first[y][:, k] for y in range(8)], axis=1) for k in range(8)], _PASS2_BIAS, 17)
+    # _mm_packus_epi16: int16 to uint8 with saturation; second[x][:, y] is sample (y, x).
+    return np.clip(np.stack(second, axis=2), 0, 255).astype(np.uint8)
+
+
+# The pass as a matrix, read off the kernel itself: impulses in, no bias, no shift.
+_MATRIX = np.array(_pass(list(np.eye(8, dtype=np.int16)), 0, 0), dtype=np.float64)  # [out, in]
+# Every output weighs input 0 by 4096, so a bias b on all outputs is b / 4096 added to input 0.
+assert (_MATRIX[:, 0] == 4096).all()
+_PASS1 = _MATRIX / 1024  # the >> 10 as an exact power-of-two scale; floor completes it
+_PASS2_T = np.ascontiguousarray((_MATRIX / 131072).T)  # >> 17
+
+
+def idct_plane(coefficients: np.ndarray) -> np.ndarray:
+    """Dequantised int16 blocks (block rows, block columns, 8, 8), each indexed [row frequency,
+    column frequency] -> the component's uint8 samples (block rows * 8, block columns * 8)."""
+    block_rows, block_columns = coefficients.shape[:2]
+    plane = np.empty((block_rows, 8, block_columns, 8), np.uint8)
+    band = max(1, _BAND_BLOCKS // block_columns)
+    for top in range(0, block_rows, band):
+        _idct_band(coefficients[top:top + band], plane[top:top + band])
+    return plane.reshape(block_rows * 8, block_columns * 8)
+
+
+def _idct_band(part: np.ndarray, out: np.ndarray) -> None:
+    """part (r, c, 8, 8) int16 -> out (r, 8, c, 8) uint8, in place."""
+    rows, columns = part.shape[:2]
+    count = rows * columns
+    # Pass 1 over columns: inputs laid out [row frequency, (block, x)], one matrix product.
+    inputs = np.empty((8, rows, columns, 8))
+    np.copyto(inputs, part.transpose(2, 0, 1, 3))
+    inputs[0] += _PASS1_BIAS / 4096
+    first = _PASS1 @ inputs.reshape(8, count * 8)  # [y, (block, x)] = (sum + 512) / 1024
+    np.floor(first, out=first)
+    checked = (part.min() < -_EXACT or part.max() > _EXACT or first.min() < -_EXACT or first.max() > _EXACT)
+    outside = _outside(part, first) if checked else None
+    # Pass 2 over rows: the same numbers read as [(y, block), x], one matrix product.
+    first = first.reshape(8 * count, 8)
+    first[:, 0] += _PASS2_BIAS / 4096
+    second = first @ _PASS2_T  # [(y, block), x] = (sum + bias) / 2**17
+    # Saturation to int16, then to uint8, is one clip; the cast truncates, i.e. floors, in 0..255.
+    np.clip(second.reshape(8, rows, columns, 8).transpose(1, 0, 2, 3), 0, 255, out=out, casting="unsafe")
+    if outside is not None and outside.any():
+        out[outside.nonzero()[0], :, outside.nonzero()[1], :] = _kernel_blocks(part[outside])
+
+
+def _outside(part: np.ndarray, first: np.ndarray) -> np.ndarray:
+    """(r, c) bool: blocks with a pass input beyond +-_EXACT, for the kernel's own path."""
+    rows, columns = part.shape[:2]
+    big_input = (np.abs(part.astype(np.int32)) > _EXACT).any(axis=(2, 3))
+    big_first = (np.abs(first.reshape(8, rows, columns, 8)) > _EXACT).any(axis=(0, 3))
+    return big_input | big_first

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from tdn.decode.colour import cmyk_to_rgb, ycbcr_to_rgb, ycck_to_rgb
-from tdn.decode.idct import idct_blocks
+from tdn.decode.idct import idct_plane
 from tdn.decode.jpeg_coefficients import dequantised_blocks
 from tdn.decode.jpeg_header import JpegHeader, NotForStb, parse
 from tdn.decode.size import check_size
@@ -48,7 +48,6 @@ def _planes(header: JpegHeader, blocks: list[np.ndarray]) -> list[np.ndarray]:
         if coefficients.shape[0] < block_rows or coefficients.shape[1] < block_columns:
             raise NotForStb(f"libjpeg gives {coefficients.shape[:2]} blocks where "
                             f"{(block_rows, block_columns)} are needed")
-        samples = idct_blocks(coefficients[:block_rows, :block_columns])
-        plane = samples.transpose(0, 2, 1, 3).reshape(block_rows * 8, block_columns * 8)
+        plane = idct_plane(coefficients[:block_rows, :block_columns])
         planes.append(upsample(plane, hs, vs, header.width, header.height, rows))
     return planes
