@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from tdn.decode.colour import cmyk_to_rgb, ycbcr_to_rgb, ycck_to_rgb
 from tdn.decode.idct import idct_plane
-from tdn.decode.jpeg_coefficients import dequantised_blocks
+from tdn.decode.jpeg_coefficients import quantised_blocks
 from tdn.decode.jpeg_header import JpegHeader, NotForStb, parse
 from tdn.decode.size import check_size
 from tdn.decode.upsample import upsample
 
 
-def decode_jpeg(path: str | Path, data: bytes) -> np.ndarray:
-    """The file's bytes (and its path, for libjpeg) -> HxWx3 uint8. NotForStb if stb would
+def decode_jpeg(data: bytes) -> np.ndarray:
+    """A JPEG file's bytes -> HxWx3 uint8. NotForStb if stb would
     refuse it or it uses sampling ratios this decoder does not reproduce."""
     header = parse(data)
     check_size(header.width, header.height)
-    planes = _planes(header, dequantised_blocks(path, data, header))
+    planes = _planes(header, quantised_blocks(data, header))
     if len(planes) == 1:
         return np.repeat(planes[0][:, :, None], 3, axis=2)
     if len(planes) == 3:
@@ -31,12 +29,12 @@ def decode_jpeg(path: str | Path, data: bytes) -> np.ndarray:
     return ycbcr_to_rgb(*planes[:3])  # stb ignores a fourth component it cannot name
 
 
-def _planes(header: JpegHeader, blocks: list[np.ndarray]) -> list[np.ndarray]:
+def _planes(header: JpegHeader, blocks: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
     """Each component's samples, upsampled to height x width."""
     h_max = max(c.h for c in header.components)
     v_max = max(c.v for c in header.components)
     planes = []
-    for component, coefficients in zip(header.components, blocks):
+    for component, (coefficients, quantiser) in zip(header.components, blocks):
         if h_max % component.h or v_max % component.v:
             # stb reads such files past the component's row ends; not reproduced here.
             raise NotForStb(f"sampling factors {component.h}x{component.v} of {h_max}x{v_max} "
@@ -48,6 +46,6 @@ def _planes(header: JpegHeader, blocks: list[np.ndarray]) -> list[np.ndarray]:
         if coefficients.shape[0] < block_rows or coefficients.shape[1] < block_columns:
             raise NotForStb(f"libjpeg gives {coefficients.shape[:2]} blocks where "
                             f"{(block_rows, block_columns)} are needed")
-        plane = idct_plane(coefficients[:block_rows, :block_columns])
+        plane = idct_plane(coefficients[:block_rows, :block_columns], quantiser)
         planes.append(upsample(plane, hs, vs, header.width, header.height, rows))
     return planes
