@@ -18,12 +18,14 @@ from PIL import Image
 
 from tdn.decode import DecoderWarning, darknet_pixels
 from tdn.decode import idct as idct_module
+from tdn.decode import jpeg as jpeg_module
 from tdn.decode.colour import _fixed, blinn, ycbcr_to_rgb
 from tdn.decode.idct import idct_plane
 from tdn.decode.jpeg import _planes, decode_jpeg
 from tdn.decode.jpeg_coefficients import block_counts, quantised_blocks
 from tdn.decode.jpeg_header import Component, JpegHeader, NotForStb, parse
-from tdn.decode.upsample import source_rows, upsample
+from tdn.decode.upsample import source_rows
+from tdn.decode.upsample import upsample as upsample_rows
 from tdn.image import decode
 
 
@@ -182,6 +184,11 @@ def test_idct_routes_only_blocks_beyond_the_float_range_to_the_kernel(monkeypatc
 
 # --- upsampling and colour --------------------------------------------------------------------
 
+def upsample(plane: np.ndarray, hs: int, vs: int, width: int, height: int, rows: int) -> np.ndarray:
+    """All `height` output rows of a component of `rows` rows."""
+    return upsample_rows(plane, hs, vs, width, *source_rows(height, vs, rows))
+
+
 def test_horizontal_2x_reproduces_stbs_last_even_sample_quirk():
     plane = np.array([[0, 0, 100]], np.uint8)
     # The fifth output is (3*in[w-2] + in[w-1] + 2) >> 2 = 25, not (3*100 + 0 + 2) >> 2 = 75.
@@ -214,6 +221,17 @@ def test_colour_tables_equal_stbs_per_pixel_formula():
     b = (y_fixed + c_b * _fixed(1.772)) >> 20
     expected = np.clip(np.stack([r, g, b], axis=-1), 0, 255)
     assert np.array_equal(ycbcr_to_rgb(y, cb, cr), expected)
+
+
+@pytest.mark.parametrize("subsampling", ["4:2:0", "4:2:2", "4:4:4"])
+def test_row_bands_give_the_whole_plane_conversion(monkeypatch, subsampling):
+    buffer = io.BytesIO()
+    _smooth_image(8, 37, 29, False).save(buffer, "JPEG", quality=90, subsampling=subsampling)
+    data = buffer.getvalue()
+    header = parse(data)
+    whole = ycbcr_to_rgb(*_planes(header, quantised_blocks(data, header)))
+    monkeypatch.setattr(jpeg_module, "_BAND", 37 * 3)  # bands of 3 rows: edges cut chroma row pairs
+    assert np.array_equal(decode_jpeg(data), whole)
 
 
 def test_blinn_is_rounded_product_over_255():

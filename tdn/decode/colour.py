@@ -34,10 +34,11 @@ def _tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return red.astype(np.int16), green.reshape(-1).astype(np.int16), blue.astype(np.int16)
 
 
-def ycbcr_to_rgb(y: np.ndarray, cb: np.ndarray, cr: np.ndarray) -> np.ndarray:
-    """Three HxW uint8 planes -> HxWx3 uint8 RGB."""
+def ycbcr_to_rgb(y: np.ndarray, cb: np.ndarray, cr: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Three HxW uint8 planes -> HxWx3 uint8 RGB (into out if given)."""
     red, green, blue = _tables()
-    out = np.empty(y.shape + (3,), np.uint8)
+    if out is None:
+        out = np.empty(y.shape + (3,), np.uint8)
     # A band of rows at a time keeps the temporaries in cache.
     rows = max(1, _BAND // max(1, y.shape[1]))
     for top in range(0, y.shape[0], rows):

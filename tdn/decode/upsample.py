@@ -30,12 +30,11 @@ def source_rows(height: int, vs: int, rows: int) -> tuple[np.ndarray, np.ndarray
     return near, far
 
 
-def upsample(plane: np.ndarray, hs: int, vs: int, width: int, height: int, rows: int) -> np.ndarray:
-    """A component's uint8 samples (at least `rows` x ceil(width/hs)) -> height x width uint8.
-
-    rows: the component's effective row count, ceil(height * V / Vmax)."""
+def upsample(plane: np.ndarray, hs: int, vs: int, width: int, near_rows: np.ndarray,
+             far_rows: np.ndarray) -> np.ndarray:
+    """A component's uint8 samples -> the output rows whose 'near' and 'far' component rows
+    (source_rows) are given, len(near_rows) x width uint8."""
     lores = -(-width // hs)  # stb's w_lores
-    near_rows, far_rows = source_rows(height, vs, rows)
     near = plane[near_rows, :lores]
     if hs == 1 and vs == 1:
         return near
