@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import os
+import sys
 import tempfile
 import warnings
 
@@ -357,6 +358,15 @@ def test_files_stb_refuses_fall_back_to_pillow_with_one_warning(tmp_path):
         decode(path, "pillow")  # asked for Pillow: nothing to warn about
     with pytest.raises(ValueError, match="unknown decoder"):
         decode(path, "libjpeg")
+
+
+def test_a_jpeglib_without_its_coefficient_reader_falls_back_to_pillow(tmp_path, monkeypatch):
+    path = tmp_path / "image.jpg"
+    _smooth_image(7, 16, 8, False).save(path, quality=90)
+    monkeypatch.setitem(sys.modules, "jpeglib._bind", None)  # importing it raises ImportError
+    assert "lacks the coefficient reader" in darknet_pixels(path, path.read_bytes())
+    with pytest.warns(DecoderWarning, match="lacks the coefficient reader"):
+        assert decode(path).shape == (8, 16, 3)
 
 
 def test_jpeg_features_stb_lacks_are_named(tmp_path):

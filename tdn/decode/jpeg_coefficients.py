@@ -30,7 +30,10 @@ def block_counts(header: JpegHeader) -> np.ndarray:
 def quantised_blocks(data: bytes, header: JpegHeader) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per component, in frame order: int16 blocks (block rows, block columns, 8, 8) and the
     uint16 quantiser (8, 8), both indexed [vertical frequency, horizontal frequency]."""
-    from jpeglib._bind import CJpegLib  # on first use: it loads libjpeg through ctypes
+    try:  # on first use: it loads libjpeg through ctypes
+        from jpeglib._bind import CJpegLib
+    except ImportError as error:  # an entry point of jpeglib 1.0, not its documented interface
+        raise NotForStb(f"this jpeglib lacks the coefficient reader tdn calls ({error})") from None
 
     blocks = [np.empty((rows, columns, 8, 8), np.int16) for rows, columns in block_counts(header)]
     quantisers = np.zeros((4, 8, 8), np.uint16)
