@@ -3,6 +3,8 @@
 Files: the 768x576 dog.jpg from ../shared, and a 4000x3000 JPEG made here at run time
 (smooth random content, Pillow quality 90, 4:2:0; written to a temporary folder, never
 kept). The two decoders alternate within every round; medians over the rounds.
+Then where the time goes: each stage of the JPEG path (CPU time, steadier than wall time on
+a shared machine) against Pillow's whole decode, alternated the same way.
 Then `tdn classify DIR` throughput (tdn.network.predict_batches, numpy backend, Tiny
 Darknet with random weights, letterbox, batch 8, 4 workers) over generated 640x480 JPEGs
 with each decoder, alternated; Pillow is what tdn used before.
@@ -13,6 +15,7 @@ with each decoder, alternated; Pillow is what tdn used before.
 from __future__ import annotations
 
 import argparse
+import io
 import platform
 import statistics
 import tempfile
@@ -22,6 +25,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from tdn.decode.colour import ycbcr_to_rgb
+from tdn.decode.idct import idct_plane
+from tdn.decode.jpeg import _planes
+from tdn.decode.jpeg_coefficients import quantised_blocks
+from tdn.decode.jpeg_header import parse
 from tdn.graph import load_graph
 from tdn.image import decode
 from tdn.network import Network
@@ -48,6 +56,28 @@ def decode_times(path: Path, rounds: int) -> dict[str, float]:
             start = time.perf_counter()
             decode(path, name)
             times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def stage_times(path: Path, rounds: int) -> dict[str, float]:
+    data = path.read_bytes()
+    header = parse(data)
+    blocks = quantised_blocks(data, header)
+    planes = _planes(header, blocks)
+    stages = {
+        "pillow whole decode": lambda: np.asarray(Image.open(io.BytesIO(data)).convert("RGB")),
+        "markers": lambda: parse(data),
+        "coefficients (libjpeg)": lambda: quantised_blocks(data, header),
+        "IDCT": lambda: [idct_plane(coefficients, quantiser) for coefficients, quantiser in blocks],
+        "IDCT+upsampling": lambda: _planes(header, blocks),
+        "colour": lambda: ycbcr_to_rgb(*planes),
+    }
+    times: dict[str, list[float]] = {name: [] for name in stages}
+    for _ in range(rounds):
+        for name, stage in stages.items():
+            start = time.process_time()
+            stage()
+            times[name].append(time.process_time() - start)
     return {name: statistics.median(values) for name, values in times.items()}
 
 
@@ -79,6 +109,9 @@ def main() -> None:
             t = decode_times(path, args.rounds)
             lines.append(f"decode {label}: darknet {t['darknet'] * 1e3:.1f} ms, pillow {t['pillow'] * 1e3:.1f} ms, "
                          f"ratio darknet/pillow {t['darknet'] / t['pillow']:.2f}")
+            stages = stage_times(path, args.rounds)
+            lines.append("  stages, CPU ms: " + ", ".join(f"{name} {value * 1e3:.1f}"
+                                                       for name, value in stages.items()))
         paths = []
         for index in range(args.images):
             paths.append(str(Path(folder) / f"{index:03d}.jpg"))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import os
+import sys
 import tempfile
 import warnings
 
@@ -17,18 +18,21 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from tdn.decode import DecoderWarning, darknet_pixels
+from tdn.decode import idct as idct_module
+from tdn.decode import jpeg as jpeg_module
 from tdn.decode.colour import _fixed, blinn, ycbcr_to_rgb
-from tdn.decode.idct import idct_blocks
+from tdn.decode.idct import idct_plane
 from tdn.decode.jpeg import _planes, decode_jpeg
-from tdn.decode.jpeg_coefficients import block_counts
+from tdn.decode.jpeg_coefficients import block_counts, quantised_blocks
 from tdn.decode.jpeg_header import Component, JpegHeader, NotForStb, parse
-from tdn.decode.upsample import source_rows, upsample
+from tdn.decode.upsample import source_rows
+from tdn.decode.upsample import upsample as upsample_rows
 from tdn.image import decode
 
 
 def test_dog_jpg_decodes_to_stb_image_pixels_exactly(shared):
     path = shared / "images" / "dog.jpg"
-    pixels = decode_jpeg(path, path.read_bytes())
+    pixels = decode_jpeg(path.read_bytes())
     expected = np.asarray(Image.open(shared / "images" / "dog-stb.png").convert("RGB"))
     assert pixels.dtype == np.uint8 and pixels.shape == (576, 768, 3)
     assert np.array_equal(pixels, expected)
@@ -84,15 +88,61 @@ def _scalar_idct(block: np.ndarray) -> np.ndarray:
     return np.clip(np.array(rows), 0, 255).astype(np.uint8)
 
 
+def idct_blocks(blocks: np.ndarray, columns: int = 1) -> np.ndarray:
+    """idct_plane on blocks (n, 8, 8) laid out in rows of `columns` blocks; samples (n, 8, 8)."""
+    plane = idct_plane(blocks.reshape(-1, columns, 8, 8), np.ones((8, 8), np.uint16))
+    return plane.reshape(-1, 8, columns, 8).transpose(0, 2, 1, 3).reshape(-1, 8, 8)
+
+
 @settings(max_examples=60, deadline=None)
-@given(st.integers(0, 2**32 - 1), st.sampled_from([64, 1024, 4096, 32768]))
+@given(st.integers(0, 2**32 - 1), st.sampled_from([64, 1024, 4096, 16384, 32768]))
 def test_idct_equals_the_scalar_statement_of_the_sse2_kernel(seed, scale):
     # Scales up to int16's limits exercise the int16 wraps and the saturation of pass 1.
     blocks = np.random.default_rng(seed).integers(-scale, scale, (3, 8, 8)).clip(-32768, 32767)
     blocks = blocks.astype(np.int16)
-    ours = idct_blocks(blocks)
+    ours = idct_blocks(blocks, columns=3)
     for block, samples in zip(blocks, ours):
         assert np.array_equal(samples, _scalar_idct(block))
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 40))
+def test_idct_blocks_of_both_paths_side_by_side(seed, columns):
+    # Realistic blocks (the float matrix path) mixed with blocks beyond its exact range (the
+    # kernel's own int16 path): within one band, across bands, at the range's edges.
+    rng = np.random.default_rng(seed)
+    count = columns * int(rng.integers(1, 6))
+    blocks = (rng.laplace(0, 30, (count, 8, 8)) * rng.integers(1, 4, (count, 1, 1))).clip(-1024, 1024)
+    blocks[:, 0, 0] = rng.integers(-1024, 1024, count)
+    special = rng.choice(count, size=min(count, 6), replace=False)
+    blocks[special[:2]] = rng.integers(-32768, 32767, (len(special[:2]), 8, 8))
+    blocks[special[2:4], 0, 0] = rng.choice([16383, -16383, 16384, -16384, 4095, -4096], len(special[2:4]))
+    blocks[special[4:], rng.integers(0, 8), rng.integers(0, 8)] = rng.choice([-32768, 32767, 16383, -16384])
+    blocks = blocks.astype(np.int16)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(idct_module, "_BAND_BLOCKS", int(rng.integers(1, 3 * columns)))  # several bands
+        ours = idct_blocks(blocks, columns)
+    for block, samples in zip(blocks, ours):
+        assert np.array_equal(samples, _scalar_idct(block))
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.sampled_from([1, 16, 255, 4095, 65535]))
+def test_idct_dequantises_as_stbs_short_product(seed, largest):
+    # stb stores (short)(coefficient * quantiser): products past int16 wrap before the IDCT.
+    rng = np.random.default_rng(seed)
+    quantiser = rng.integers(1, largest, (8, 8), endpoint=True).astype(np.uint16)
+    blocks = rng.integers(-2048, 2048, (12, 8, 8)).astype(np.int16)
+    blocks[rng.random((12, 8, 8)) < 0.7] = 0
+    ours = idct_plane(blocks.reshape(3, 4, 8, 8), quantiser).reshape(3, 8, 4, 8).transpose(0, 2, 1, 3)
+    dequantised = (blocks.astype(np.int64) * quantiser + 32768) % 65536 - 32768
+    for block, samples in zip(dequantised, ours.reshape(-1, 8, 8)):
+        assert np.array_equal(samples, _scalar_idct(block))
+
+
+def test_idct_matrix_weighs_input_0_by_4096_in_every_output():
+    # The float path folds both passes' biases into input 0 on this ground.
+    assert (idct_module._MATRIX[:, 0] == 4096).all()
 
 
 def test_idct_dc_only_block_is_flat_at_128_plus_dc_over_8():
@@ -110,7 +160,37 @@ def test_idct_int16_wrap_differs_from_32_bit_arithmetic():
     assert idct_blocks(block)[0, 0, 0] == 0  # 32-bit arithmetic would saturate at 255
 
 
+def test_idct_pass_1_saturation_at_the_edge_of_the_float_range():
+    # DC 4096 gives pass-1 outputs of 16384, one past the float path's range: the kernel's path.
+    # DC 4095 gives 16380 (float path). Both are a flat block at 128 + dc / 8, clipped.
+    blocks = np.zeros((4, 8, 8), np.int16)
+    blocks[:, 0, 0] = [4095, 4096, -4095, -4096]
+    assert idct_blocks(blocks, columns=4)[:, 3, 5].tolist() == [255, 255, 0, 0]
+    for block, samples in zip(blocks, idct_blocks(blocks, columns=2)):
+        assert np.array_equal(samples, _scalar_idct(block))
+
+
+def test_idct_routes_only_blocks_beyond_the_float_range_to_the_kernel(monkeypatch):
+    routed = []
+    kernel = idct_module._kernel_blocks
+    monkeypatch.setattr(idct_module, "_kernel_blocks", lambda blocks: routed.append(len(blocks)) or kernel(blocks))
+    blocks = np.zeros((6, 8, 8), np.int16)
+    # Pass-1 outputs 12268 (+4112 of pass 2's bias in column 0: 16380) and -16380 stay on the
+    # float path; 16384, an input of 16384 and an input past int16's sums go to the kernel.
+    blocks[:, 0, 0] = [3067, -4095, 1000, 4096, 0, 30000]
+    blocks[4, 4, 4] = 16384
+    samples = idct_blocks(blocks, columns=6)
+    assert routed == [3]
+    for block, ours in zip(blocks, samples):
+        assert np.array_equal(ours, _scalar_idct(block))
+
+
 # --- upsampling and colour --------------------------------------------------------------------
+
+def upsample(plane: np.ndarray, hs: int, vs: int, width: int, height: int, rows: int) -> np.ndarray:
+    """All `height` output rows of a component of `rows` rows."""
+    return upsample_rows(plane, hs, vs, width, *source_rows(height, vs, rows))
+
 
 def test_horizontal_2x_reproduces_stbs_last_even_sample_quirk():
     plane = np.array([[0, 0, 100]], np.uint8)
@@ -146,6 +226,17 @@ def test_colour_tables_equal_stbs_per_pixel_formula():
     assert np.array_equal(ycbcr_to_rgb(y, cb, cr), expected)
 
 
+@pytest.mark.parametrize("subsampling", ["4:2:0", "4:2:2", "4:4:4"])
+def test_row_bands_give_the_whole_plane_conversion(monkeypatch, subsampling):
+    buffer = io.BytesIO()
+    _smooth_image(8, 37, 29, False).save(buffer, "JPEG", quality=90, subsampling=subsampling)
+    data = buffer.getvalue()
+    header = parse(data)
+    whole = ycbcr_to_rgb(*_planes(header, quantised_blocks(data, header)))
+    monkeypatch.setattr(jpeg_module, "_BAND", 37 * 3)  # bands of 3 rows: edges cut chroma row pairs
+    assert np.array_equal(decode_jpeg(data), whole)
+
+
 def test_blinn_is_rounded_product_over_255():
     x, k = np.meshgrid(np.arange(256, dtype=np.uint8), np.arange(256, dtype=np.uint8))
     assert np.abs(blinn(x, k).astype(int) - np.round(x.astype(int) * k / 255)).max() <= 1
@@ -155,7 +246,7 @@ def test_blinn_is_rounded_product_over_255():
 def test_sampling_ratios_that_are_not_whole_go_to_pillow():
     header = JpegHeader(24, 8, (Component(1, 3, 1), Component(2, 2, 1), Component(3, 1, 1)), True, -1)
     with pytest.raises(NotForStb, match="not a whole ratio"):
-        _planes(header, [np.zeros((1, 9, 8, 8), np.int16)] * 3)
+        _planes(header, [(np.zeros((1, 9, 8, 8), np.int16), np.ones((8, 8), np.uint16))] * 3)
 
 
 # --- files: Pillow's encoder (and libjpeg's, for factors Pillow cannot ask for) ---------------
@@ -172,11 +263,7 @@ def _compare(data: bytes, tolerance: int, mean: float = 1.0) -> None:
     """Within `tolerance` levels of Pillow, and within 1 on average. For 2x1 chroma, the output
     column of stb's h2v1 quirk is held to half the full range instead: there stb weights the
     wrong chroma sample, so its error is the chroma step between the last two samples."""
-    with tempfile.TemporaryDirectory() as folder:
-        path = os.path.join(folder, "image.jpg")
-        with open(path, "wb") as file:
-            file.write(data)
-        ours = decode_jpeg(path, data)
+    ours = decode_jpeg(data)
     theirs = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
     assert ours.shape == theirs.shape and ours.dtype == np.uint8
     difference = np.abs(ours.astype(int) - theirs)
@@ -252,11 +339,7 @@ def test_rgb_and_cmyk_jpegs_as_stb_converts_them():
     image.convert("CMYK").save(buffer, "JPEG", quality=95)  # Adobe transform 0
     data = buffer.getvalue()
     assert parse(data).adobe_transform == 0
-    with tempfile.TemporaryDirectory() as folder:
-        path = os.path.join(folder, "cmyk.jpg")
-        with open(path, "wb") as file:
-            file.write(data)
-        ours = decode_jpeg(path, data)
+    ours = decode_jpeg(data)
     # stb scales the stored (Adobe-inverted) C, M, Y by the stored K: blinn(c, k), no inversion.
     stored = 255 - np.asarray(Image.open(io.BytesIO(data)))  # Pillow un-inverts Adobe CMYK
     expected = blinn(stored[..., :3], stored[..., 3:])
@@ -279,6 +362,15 @@ def test_files_stb_refuses_fall_back_to_pillow_with_one_warning(tmp_path):
         decode(path, "libjpeg")
 
 
+def test_a_jpeglib_without_its_coefficient_reader_falls_back_to_pillow(tmp_path, monkeypatch):
+    path = tmp_path / "image.jpg"
+    _smooth_image(7, 16, 8, False).save(path, quality=90)
+    monkeypatch.setitem(sys.modules, "jpeglib._bind", None)  # importing it raises ImportError
+    assert "lacks the coefficient reader" in darknet_pixels(path, path.read_bytes())
+    with pytest.warns(DecoderWarning, match="lacks the coefficient reader"):
+        assert decode(path).shape == (8, 16, 3)
+
+
 def test_jpeg_features_stb_lacks_are_named(tmp_path):
     lossless = b"\xff\xd8\xff\xc3\x00\x0b\x08\x00\x08\x00\x08\x01\x01\x11\x00\xff\xd9"
     with pytest.raises(NotForStb, match="marker 0xC3"):
@@ -291,24 +383,19 @@ def test_jpeg_features_stb_lacks_are_named(tmp_path):
               b"\x3f\x00\x12\x34")
 
 
-def test_four_components_follow_the_adobe_transform(tmp_path):
+def test_four_components_follow_the_adobe_transform():
     buffer = io.BytesIO()
     _smooth_image(4, 20, 12, False).convert("CMYK").save(buffer, "JPEG", quality=95)
     data = buffer.getvalue()
     at = data.find(b"Adobe\x00") + 11  # the transform byte of the APP14 segment
     assert data[at] == 0
     header = parse(data)
-    path = tmp_path / "cmyk.jpg"
-    path.write_bytes(data)
-    from tdn.decode.jpeg_coefficients import dequantised_blocks
-
-    planes = _planes(header, dequantised_blocks(path, data, header))
-    assert np.array_equal(decode_jpeg(path, data), np.stack([blinn(p, planes[3]) for p in planes[:3]], -1))
+    planes = _planes(header, quantised_blocks(data, header))
+    assert np.array_equal(decode_jpeg(data), np.stack([blinn(p, planes[3]) for p in planes[:3]], -1))
     for transform, expected in ((2, blinn(255 - ycbcr_to_rgb(*planes[:3]), planes[3][..., None])),
                                 (1, ycbcr_to_rgb(*planes[:3]))):  # YCCK; YCbCr with K ignored
         patched = data[:at] + bytes([transform]) + data[at + 1:]
-        path.write_bytes(patched)
-        assert np.array_equal(decode_jpeg(path, patched), expected)
+        assert np.array_equal(decode_jpeg(patched), expected)
 
 
 def test_exif_orientation_is_ignored(tmp_path):

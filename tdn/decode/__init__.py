@@ -30,7 +30,7 @@ def darknet_pixels(path: str | Path, data: bytes) -> np.ndarray | str:
     """HxWx3 uint8 as stb_image decodes the file, or why this package cannot say."""
     try:
         if data[:2] == b"\xff\xd8":
-            return decode_jpeg(path, data)
+            return decode_jpeg(data)
         if data[:8] == PNG_SIGNATURE:
             return decode_png(data)
         if data[:2] == b"BM":

@@ -14,7 +14,7 @@ from functools import cache
 
 import numpy as np
 
-_BAND = 32768  # pixels per band
+_BAND = 65536  # pixels per band
 
 
 def _fixed(x: float) -> int:
@@ -34,20 +34,24 @@ def _tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return red.astype(np.int16), green.reshape(-1).astype(np.int16), blue.astype(np.int16)
 
 
-def ycbcr_to_rgb(y: np.ndarray, cb: np.ndarray, cr: np.ndarray) -> np.ndarray:
-    """Three HxW uint8 planes -> HxWx3 uint8 RGB."""
+def ycbcr_to_rgb(y: np.ndarray, cb: np.ndarray, cr: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Three HxW uint8 planes -> HxWx3 uint8 RGB (into out if given)."""
     red, green, blue = _tables()
-    out = np.empty(y.shape + (3,), np.uint8)
+    if out is None:
+        out = np.empty(y.shape + (3,), np.uint8)
     # A band of rows at a time keeps the temporaries in cache.
     rows = max(1, _BAND // max(1, y.shape[1]))
     for top in range(0, y.shape[0], rows):
         band = slice(top, top + rows)
         luma = y[band].astype(np.int16)
-        both = cb[band].astype(np.uint16) << 8
+        both = np.left_shift(cb[band], 8, dtype=np.uint16)
         both |= cr[band]
-        out[band, :, 0] = np.clip(luma + red[cr[band]], 0, 255)
-        out[band, :, 1] = np.clip(luma + green[both], 0, 255)
-        out[band, :, 2] = np.clip(luma + blue[cb[band]], 0, 255)
+        term = np.empty_like(luma)
+        for channel, table, index in ((0, red, cr[band]), (1, green, both), (2, blue, cb[band])):
+            # take with mode="wrap" skips the bounds-checked, buffered path; every index is in range.
+            np.take(table, index, out=term, mode="wrap")
+            term += luma
+            np.clip(term, 0, 255, out=out[band, :, channel], casting="unsafe")
     return out
 
 

@@ -1,23 +1,22 @@
-"""Dequantised DCT blocks of a JPEG file, entropy-decoded by libjpeg (through jpeglib).
+"""Quantised DCT blocks and quantisers of a JPEG file, entropy-decoded by libjpeg (jpeglib).
 
-Huffman decoding, progressive refinement and restart intervals are libjpeg's; what is
-stb_image's own is how it dequantises: (short)(coefficient * quantiser), truncated to int16.
-
-jpeglib.read_dct first reads the whole file once just to describe it; the frame header
-already gives that description, so a jpeglib.DCTJPEG is built from it and loaded directly,
-which reads the file once. Its block counts are libjpeg's own rule (jdinput.c), the
-sizes jpeglib fills.
+Huffman decoding, progressive refinement and restart intervals are libjpeg's. jpeglib's
+object interface allocates nested ctypes arrays for every file and describes the file first
+(together about as long as libjpeg's own decoding on a 640x480 image), so its C entry point
+is called here directly with NumPy buffers, sized from our own frame header by libjpeg's
+block-count rule (jdinput.c). That entry point reads a file: it gets a private temporary
+copy of the bytes the header was parsed from, never the caller's path, which could have
+changed since and make libjpeg fill more blocks than the buffers hold.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import ctypes
+import tempfile
 
 import numpy as np
 
 from tdn.decode.jpeg_header import JpegHeader, NotForStb
-
-_COLOUR_SPACE = {1: "JCS_GRAYSCALE", 3: "JCS_YCbCr", 4: "JCS_CMYK"}  # only the count matters here
 
 
 def block_counts(header: JpegHeader) -> np.ndarray:
@@ -28,24 +27,24 @@ def block_counts(header: JpegHeader) -> np.ndarray:
                      for c in header.components])
 
 
-def dequantised_blocks(path: str | Path, data: bytes, header: JpegHeader) -> list[np.ndarray]:
-    """One int16 array (block rows, block columns, 8, 8) per component, in frame order, each
-    block indexed [vertical frequency, horizontal frequency]."""
-    import jpeglib  # imported on first use: it loads libjpeg through ctypes
+def quantised_blocks(data: bytes, header: JpegHeader) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per component, in frame order: int16 blocks (block rows, block columns, 8, 8) and the
+    uint16 quantiser (8, 8), both indexed [vertical frequency, horizontal frequency]."""
+    try:  # on first use: it loads libjpeg through ctypes
+        from jpeglib._bind import CJpegLib
+    except ImportError as error:  # an entry point of jpeglib 1.0, not its documented interface
+        raise NotForStb(f"this jpeglib lacks the coefficient reader tdn calls ({error})") from None
 
-    count = len(header.components)
-    jpeg = jpeglib.DCTJPEG(
-        path=str(path), content=data, height=header.height, width=header.width,
-        block_dims=block_counts(header),
-        samp_factor=np.array([[c.v, c.h] for c in header.components]),  # jpeglib's order: (V, H)
-        markers=[], huffmans=[], jpeg_color_space=jpeglib.Colorspace[_COLOUR_SPACE[count]],
-        progressive_mode=header.progressive, num_scans=0,
-        Y=None, Cb=None, Cr=None, K=None, qt=None, quant_tbl_no=None)
-    try:
-        jpeg.load()
-    except Exception as error:  # jpeglib raises plain Exceptions (IOError) for libjpeg errors
-        raise NotForStb(f"libjpeg cannot read its coefficients: {error}") from None
-    arrays = [jpeg.Y, jpeg.Cb, jpeg.Cr, jpeg.K][:count]
-    # In int16 arithmetic the product wraps to exactly stb's (short)(coefficient * quantiser).
-    return [np.multiply(array, jpeg.qt[number].astype(np.int16), dtype=np.int16)
-            for array, number in zip(arrays, jpeg.quant_tbl_no)]
+    blocks = [np.empty((rows, columns, 8, 8), np.int16) for rows, columns in block_counts(header)]
+    quantisers = np.zeros((4, 8, 8), np.uint16)
+    table_numbers = np.zeros(4, np.int16)
+    pointers = [array.ctypes.data_as(ctypes.c_void_p) for array in blocks] + [None] * (4 - len(blocks))
+    with tempfile.NamedTemporaryFile(suffix=".jpg") as copy:
+        copy.write(data)
+        copy.flush()
+        # CJpegLib.get(): the libjpeg build jpeglib has loaded (its default unless the host chose one).
+        status = CJpegLib.get().read_jpeg_dct(copy.name.encode(), *pointers, quantisers.ctypes.data_as(ctypes.c_void_p),
+                                              table_numbers.ctypes.data_as(ctypes.c_void_p))
+    if status != 1:
+        raise NotForStb("libjpeg cannot read its coefficients")
+    return [(array, quantisers[number]) for array, number in zip(blocks, table_numbers)]
