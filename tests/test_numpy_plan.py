@@ -22,6 +22,7 @@ from tdn.backends.numpy.plan import (
     choose_algorithm,
 )
 from tdn.backends.numpy.team import PROCESSES_AVAILABLE, ProcessTeam, TeamError, ThreadTeam
+from tdn.backends.numpy.workers import Workers
 from threadpoolctl import threadpool_info
 
 from tdn.graph import graph_from_text, load_graph
@@ -330,15 +331,17 @@ def test_bands_share_working_memory_only_when_they_never_run_at_once(batch):
 
 
 @pytest.mark.skipif(not PROCESSES_AVAILABLE, reason="process teams need Linux on x86-64")
-def test_processes_by_default_only_for_runs_worth_a_fork():
+def test_threads_by_default_and_processes_in_a_processes_pool_only_for_runs_worth_a_fork():
     small, params = _network(16, 16)
     assert small.flops() < MIN_PROCESS_FLOPS
-    assert isinstance(Plan(small, params, 1, threads=2).team, ThreadTeam)
+    pool = Workers("processes")
+    assert isinstance(Plan(small, params, 1, threads=2, workers=pool).team, ThreadTeam)
     tiny = load_graph(REPO / "cfg" / "tiny.cfg")
     assert tiny.flops() >= MIN_PROCESS_FLOPS
     tiny_params = fold_params(tiny, random_params(tiny, 1))
-    assert isinstance(Plan(tiny, tiny_params, 1, threads=2).team, ProcessTeam)
-    assert isinstance(Plan(tiny, tiny_params, 1, threads=2, processes=False).team, ThreadTeam)
+    assert isinstance(Plan(tiny, tiny_params, 1, threads=2).team, ThreadTeam)
+    assert isinstance(Plan(tiny, tiny_params, 1, threads=2, workers=pool).team, ProcessTeam)
+    assert isinstance(Plan(tiny, tiny_params, 1, threads=2, processes=False, workers=pool).team, ThreadTeam)
 
 
 @pytest.mark.skipif(not PROCESSES_AVAILABLE, reason="process teams need Linux on x86-64")

@@ -22,6 +22,8 @@ from tdn.backends.numpy.route import route
 from tdn.backends.numpy.shortcut import shortcut
 from tdn.backends.numpy.softmax import softmax
 from tdn.backends.numpy.upsample import upsample
+from tdn.backends.numpy.workers import MODES as WORKER_MODES
+from tdn.backends.numpy.workers import Workers
 
 from tdn.backend import Backend, LayerParams, Program
 from tdn.graph import Graph, Node
@@ -100,11 +102,23 @@ class NumpyBackend(Backend):
     description = f"NumPy {np.__version__}, float32, BLAS matmuls"
     layer_kinds = LAYER_KINDS
     priority = 10
+    parallel_modes = WORKER_MODES
+
+    def __init__(self, workers: Workers | None = None):
+        self.workers = workers
+
+    def open(self, parallel: str | None) -> NumpyBackend:
+        """A backend with a worker pool of its own (workers.py), for one Network."""
+        return NumpyBackend(Workers(parallel or WORKER_MODES[0]))
+
+    def close(self) -> None:
+        if self.workers is not None:
+            self.workers.close()
 
     def prepare(self, graph: Graph, params: Sequence[LayerParams], batch: int, precision: str) -> Program:
         # The planned path (plan.py) covers the kinds it knows; other networks run layer by layer.
         if {node.kind for node in graph.nodes} <= PLANNED_KINDS:
-            return PlannedProgram(graph, params, batch)
+            return PlannedProgram(graph, params, batch, self.workers)
         return NumpyProgram(graph, params)
 
 

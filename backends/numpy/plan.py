@@ -31,8 +31,9 @@ from tdn.backends.numpy.convolution import convolve
 from tdn.backends.numpy.cores import available_cores
 from tdn.backends.numpy.memory import large_page_zeros, shared_zeros
 from tdn.backends.numpy.softmax import softmax
-from tdn.backends.numpy.team import BLAS, PROCESSES_AVAILABLE, ProcessTeam, TeamError, ThreadTeam
+from tdn.backends.numpy.team import BLAS, ProcessTeam, TeamError, ThreadTeam
 from tdn.backends.numpy.winograd import Winograd3x3, transform_kernel
+from tdn.backends.numpy.workers import Workers
 
 from tdn.backend import LayerParams, Program
 from tdn.graph import Graph, Node
@@ -518,15 +519,17 @@ class Plan:
     threads: members of the team that runs it (default: the cores this process may use).
     chunk: images per pass (default: the largest divisor of batch up to CHUNK).
     bands: row bands per step (default: threads x BANDS_PER_THREAD at batch 1, at least MIN_BANDS).
-    processes: True for a ProcessTeam, False for a ThreadTeam (default: processes where available
-    for runs of MIN_PROCESS_FLOPS or more).
+    workers: the Network's pool (workers.py) whose threads or processes run the plan (default: a
+    pool of the plan's own, in threads).
+    processes: in a "processes" pool, True for a ProcessTeam, False for a ThreadTeam (default:
+    processes for runs of MIN_PROCESS_FLOPS or more); True without a pool: a "processes" pool.
     derived: the weight-derived arrays of the plan this one is a lane of (see _Memory).
     """
 
     def __init__(self, graph: Graph, params: Sequence[LayerParams], batch: int,
                  algorithms: dict[int, str] | None = None, fuse: bool = True, threads: int | None = None,
                  chunk: int | None = None, bands: int | None = None, processes: bool | None = None,
-                 derived: dict[tuple[int, str], np.ndarray] | None = None):
+                 derived: dict[tuple[int, str], np.ndarray] | None = None, workers: Workers | None = None):
         self.graph, self.batch, self.fuse = graph, batch, fuse
         self.owner = os.getpid()
         self.cores = available_cores()  # read once: under a cgroup it means reading files
@@ -538,11 +541,10 @@ class Plan:
         self.chunk = chunk or max(d for d in range(1, min(batch, CHUNK) + 1) if batch % d == 0)
         if batch % self.chunk:
             raise ValueError(f"chunk {self.chunk} does not divide batch {batch}")
+        self.workers_pool = workers or Workers("processes" if processes else "threads")
         if processes is None:
-            processes = PROCESSES_AVAILABLE and graph.flops() * batch >= MIN_PROCESS_FLOPS
-        elif processes and not PROCESSES_AVAILABLE:
-            raise ValueError("process teams need Linux on x86-64")
-        self.processes = processes and self.threads > 1
+            processes = graph.flops() * batch >= MIN_PROCESS_FLOPS
+        self.processes = processes and self.workers_pool.mode == "processes" and self.threads > 1
         # Members of a process team see each other's writes only in shared memory: the buffers
         # between steps when they split each step's bands, the batch's inputs and results with lanes.
         memory = _Memory(self.processes and self.workers > 1, {} if derived is None else derived)
@@ -555,13 +557,13 @@ class Plan:
         self.lanes = [self]
         if self.workers == 1 and self.threads > 1 and batch > self.chunk:
             self.lanes += [Plan(graph, params, self.chunk, algorithms, fuse, threads=1, bands=bands,
-                                processes=False, derived=memory.derived_arrays)
+                                processes=False, derived=memory.derived_arrays, workers=self.workers_pool)
                            for _ in range(min(self.threads, batch // self.chunk) - 1)]
         self.team: ProcessTeam | ThreadTeam | None = None
         members = self.workers if self.workers > 1 else len(self.lanes)
         if members > 1:
             work = self._run_bands if self.workers > 1 else self._run_lane
-            self.team = (ProcessTeam if self.processes else ThreadTeam)(members, work)
+            self.team = self.workers_pool.team(members, work, self.processes)
         self.batch_buffers: list[np.ndarray] = []  # the batch's inputs and results, for process lanes
         if self.workers == 1 and self.processes and len(self.lanes) > 1:
             self.inputs = shared_zeros((batch, *graph.input_shape))
@@ -746,19 +748,20 @@ class Plan:
 class PlannedProgram(Program):
     """The `numpy` backend's Program: the fused plan for run, an unfused one for run_layers."""
 
-    def __init__(self, graph: Graph, params: Sequence[LayerParams], batch: int):
-        self.graph, self.params, self.batch = graph, params, batch
-        self.plan = Plan(graph, params, batch)
+    def __init__(self, graph: Graph, params: Sequence[LayerParams], batch: int, workers: Workers | None = None):
+        self.graph, self.params, self.batch, self.workers = graph, params, batch, workers
+        self.plan = Plan(graph, params, batch, workers=workers)
         self._unfused: Plan | None = None
 
     def run(self, x: np.ndarray) -> np.ndarray:
         if self.plan.owner != os.getpid():
             # A fork of the process that built the plan (a multiprocessing worker, say): the plan's
             # shared memory belongs to that process and its helpers, so this one gets its own.
-            self.plan = Plan(self.graph, self.params, self.batch)
+            self.plan = Plan(self.graph, self.params, self.batch, workers=self.workers)
         return self.plan.run(x)
 
     def run_layers(self, x: np.ndarray) -> list[np.ndarray]:
         if self._unfused is None:
-            self._unfused = Plan(self.graph, self.params, self.batch, fuse=False, processes=False)
+            self._unfused = Plan(self.graph, self.params, self.batch, fuse=False, processes=False,
+                                workers=self.workers)
         return self._unfused.run_layers(x)

@@ -9,9 +9,10 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from tdn.bench import blas_info, children_max_rss_mb, max_rss_mb, random_input, time_function
+from tdn.cli.classify import add_parallel_option
 from tdn.cli.options import parse_size, positive_int
 from tdn.errors import TdnError
-from tdn.graph import load_graph
+from tdn.graph import Graph, load_graph
 from tdn.network import Network
 from tdn.plugins import registry
 from tdn.weights import random_params, read_weights
@@ -43,6 +44,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--size", type=parse_size, help="input WIDTHxHEIGHT (default: the cfg's)")
     parser.add_argument("--runs", type=positive_int, default=20, help="timed runs per case (default 20)")
     parser.add_argument("--warmup", type=positive_int, default=3, help="untimed runs first (default 3)")
+    add_parallel_option(parser)
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE")
     parser.set_defaults(run=run)
 
@@ -60,6 +62,17 @@ def _progress(label: str):
     return wrap
 
 
+def _time(network: Network, graph: Graph, batch: int, width: int, height: int, args: argparse.Namespace) -> dict:
+    x = random_input(batch, graph.net.channels, height, width)
+    name = network.backend.name + (f"/{network.parallel}" if network.parallel else "")
+    timing = time_function(name, network.predict, x, args.warmup, args.runs,
+                           progress=_progress(f"{name} batch {batch}"))
+    print(f"{timing.name:<14} {batch:>5} {timing.median_ms:>10.2f} "
+          f"{timing.p25_ms:>7.2f}-{timing.p75_ms:<7.2f} {timing.ms_per_image:>9.2f} "
+          f"{timing.images_per_second:>9.1f} {timing.peak_traced_mb:>8.1f}")
+    return timing.as_dict()
+
+
 def run(args: argparse.Namespace) -> int:
     graph = load_graph(args.cfg)
     params = read_weights(args.weights, graph)[1] if args.weights else random_params(graph)
@@ -68,15 +81,12 @@ def run(args: argparse.Namespace) -> int:
     print(f"{'backend':<14} {'batch':>5} {'median ms':>10} {'IQR ms':>15} {'ms/image':>9} "
           f"{'images/s':>9} {'peak MB':>8}")
     for name in args.backends or ["auto"]:
-        network = Network(graph, params, registry().get(name), args.precision)
-        for batch in args.batch:
-            x = random_input(batch, graph.net.channels, height, width)
-            timing = time_function(network.backend.name, network.predict, x, args.warmup, args.runs,
-                                   progress=_progress(f"{network.backend.name} batch {batch}"))
-            results.append(timing.as_dict())
-            print(f"{timing.name:<14} {batch:>5} {timing.median_ms:>10.2f} "
-                  f"{timing.p25_ms:>7.2f}-{timing.p75_ms:<7.2f} {timing.ms_per_image:>9.2f} "
-                  f"{timing.images_per_second:>9.1f} {timing.peak_traced_mb:>8.1f}")
+        backend = registry().get(name)
+        parallel = args.parallel if backend.parallel_modes else None  # the others have one way
+        with Network(graph, params, backend, args.precision, parallel) as network:
+            for batch in args.batch:
+                results.append(_time(network, graph, batch, width, height, args))
+
     helpers = children_max_rss_mb()
     print(f"process peak resident memory: {max_rss_mb():.0f} MB"
           + (f", its helper processes {helpers:.0f} MB" if helpers else ""), file=sys.stderr)

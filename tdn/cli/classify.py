@@ -63,9 +63,17 @@ def add_input_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
                         help="threads decoding and preprocessing ahead of the backend "
                              "(default min(4, CPUs); 0: in the main thread)")
+    add_parallel_option(parser)
     parser.add_argument("--strict", action="store_true",
                         help="stop with exit status 1 at the first unreadable image "
                              "(default: report it on stderr, skip it and go on)")
+
+
+def add_parallel_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--parallel", metavar="MODE",
+                        help="how the backend uses the other cores: for numpy, threads (default) or "
+                             "processes (forked helpers that spin between calls; Linux x86-64; see "
+                             "README). Default: $TDN_PARALLEL, else the backend's own")
 
 
 def image_paths(args: argparse.Namespace) -> list[str]:
@@ -100,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         names, top = names_from_data_file(args.data)
     top = args.top or top or 5
     paths = image_paths(args)
-    net = load(args.cfg, args.weights, args.backend, args.precision)
+    net = load(args.cfg, args.weights, args.backend, args.precision, args.parallel)
     if names is not None and len(names) < net.classes:
         raise TdnError(f"{args.names or args.data}: {len(names)} class names for a network "
                        f"with {net.classes} outputs")
