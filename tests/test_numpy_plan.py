@@ -10,13 +10,14 @@ import os
 
 import numpy as np
 import pytest
-from tdn.backends.numpy.backend import NumpyProgram
+from tdn.backends.numpy.backend import NumpyBackend, NumpyProgram
 from tdn.backends.numpy.cores import available_cores
 from tdn.backends.numpy.memory import shared_zeros
 from tdn.backends.numpy.plan import (
     BANDS_PER_THREAD,
     MIN_BANDS,
     MIN_PROCESS_FLOPS,
+    PLANNED_KINDS,
     Plan,
     PlannedProgram,
     choose_algorithm,
@@ -382,3 +383,112 @@ def test_a_fork_of_the_process_gets_its_own_plan_and_leaves_the_parents_alone():
     os.waitpid(pid, 0)
     np.testing.assert_allclose(program.run(x), want, rtol=PROBABILITY_RTOL, atol=PROBABILITY_ATOL)
     assert program.plan is parents_plan
+
+
+# Every kind the zoo adds: shortcuts (same shapes, and Darknet's sampling between shapes, alpha and
+# beta), routes with groups, a crop, an upsample, a standalone batch norm and connected layers.
+ZOO_KINDS = """
+[net]
+channels=3
+height=20
+width=20
+
+[crop]
+crop_height=18
+crop_width=18
+flip=0
+
+[convolutional]
+batch_normalize=1
+filters=8
+size=3
+stride=1
+pad=1
+activation=leaky
+
+[convolutional]
+filters=8
+size=1
+stride=1
+activation=linear
+
+[shortcut]
+from=-2
+activation=leaky
+
+[convolutional]
+filters=16
+size=3
+stride=2
+pad=1
+activation=relu
+
+[shortcut]
+from=-3
+alpha=0.5
+beta=2
+activation=linear
+
+[route]
+layers=-1,-2
+groups=2
+group_id=1
+
+[upsample]
+stride=2
+
+[batchnorm]
+
+[maxpool]
+size=2
+stride=2
+
+[convolutional]
+filters=12
+size=3
+stride=1
+pad=1
+activation=leaky
+
+[maxpool]
+size=2
+stride=2
+
+[connected]
+output=10
+activation=leaky
+
+[dropout]
+probability=.5
+
+[connected]
+output=7
+activation=linear
+
+[softmax]
+"""
+
+
+@pytest.mark.parametrize("processes", TEAM_KINDS)
+@pytest.mark.parametrize("batch", [1, 3])
+def test_every_zoo_kind_runs_in_the_plan_and_matches_the_plain_path(batch, processes):
+    graph = graph_from_text(ZOO_KINDS)
+    params = fold_params(graph, random_params(graph, 2))
+    program = NumpyBackend().prepare(graph, params, batch, "fp32")
+    assert isinstance(program, PlannedProgram)
+    plan = Plan(graph, params, batch, threads=2, processes=processes)
+    assert {type(step).__name__ for step in plan.steps} >= {"_Shortcut", "_Connected", "_Layer", "_Conv"}
+    x = _x(batch, graph)
+    np.testing.assert_allclose(plan.run(x), NumpyProgram(graph, params).run(x),
+                               rtol=PROBABILITY_RTOL, atol=PROBABILITY_ATOL)
+    unfused = PlannedProgram(graph, params, batch).run_layers(x)
+    for node, got, want in zip(graph.nodes, unfused, NumpyProgram(graph, params).run_layers(x), strict=True):
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * float(np.abs(want).max()),
+                                   err_msg=f"layer {node.index} {node.kind}")
+
+
+@pytest.mark.parametrize("name", ["tiny", "darknet", "extraction", "darknet19", "darknet19_448", "darknet53",
+                                  "resnet18", "resnet50", "alexnet", "vgg-16"])
+def test_every_zoo_network_runs_planned(shared, name):
+    graph = load_graph(shared / "cfg" / f"{name}.cfg")
+    assert {node.kind for node in graph.nodes} <= PLANNED_KINDS

@@ -5,10 +5,14 @@ matmul, picks an algorithm per convolution by its shape, and allocates every buf
 a producer writes straight into the zero-padded input of the next convolution, and a max
 pool after a convolution runs on the raw matmul output, before bias and activation (both
 commute with max when the activation never decreases), so they touch a quarter of the data.
-The first convolution reads the image in NCHW, where its im2col copies whole rows.
+The first convolution reads the image in NCHW, where its im2col copies whole rows. Which
+layers run as one step is tdn/fusion.py's decision; each group of layers becomes the step that
+STEPS names for its first layer's kind (shortcuts, connected layers and the NHWC convolutions
+here; route, crop, upsample and batch norm through the plain path's functions), and a step that
+reads earlier layers (route, shortcut) reads their outputs where their producers left them.
 
-Every core works, each member of a team (team.py: forked processes where available, else
-threads) running BLAS single-threaded: at batch 1 each convolution's output rows are cut into
+Every core works, each member of a team (team.py: threads, or forked processes when the
+Network's pool, workers.py, is in "processes" mode) running BLAS single-threaded: at batch 1 each convolution's output rows are cut into
 bands (two per core), every band runs its whole pipeline (gather, matmuls, pool, bias,
 activation) as one task, each member runs its share of a phase's bands, and the members meet
 only between phases: a 1x1 convolution runs in the band of the layer before it, which wrote
@@ -22,13 +26,16 @@ Accuracy contract (tested): probabilities within 1e-4 relative of the plain `num
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 from tdn.backends.numpy.activations import activate
 from tdn.backends.numpy.convolution import convolve
 from tdn.backends.numpy.cores import available_cores
+from tdn.backends.numpy.layer_table import FAST
 from tdn.backends.numpy.memory import large_page_zeros, shared_zeros
 from tdn.backends.numpy.softmax import softmax
 from tdn.backends.numpy.team import BLAS, ProcessTeam, TeamError, ThreadTeam
@@ -36,11 +43,13 @@ from tdn.backends.numpy.winograd import Winograd3x3, transform_kernel
 from tdn.backends.numpy.workers import Workers
 
 from tdn.backend import LayerParams, Program
+from tdn.fusion import CONV_AVGPOOL, CONV_MAXPOOL, IDENTITY_KINDS, Group, Rule, fuse
 from tdn.graph import Graph, Node
+from tdn.layers.connected import Connected
 from tdn.layers.convolutional import Convolutional
 from tdn.layers.maxpool import Maxpool
+from tdn.layers.shortcut import Shortcut
 
-PLANNED_KINDS = frozenset({"convolutional", "maxpool", "avgpool", "softmax", "cost", "dropout"})
 ALGORITHMS = ("gemm", "im2col", "nchw", "winograd2", "winograd4", "plain")
 BANDS_PER_THREAD = 2  # row bands per thread at batch 1: a thread that another process holds up leaves work to claim
 ROWS_PER_BAND = 64  # convolution output rows per band at most (the first layer: 4 bands, measured 20% faster)
@@ -50,9 +59,6 @@ CHUNK = 1  # images per pass: measured, more images per pass leave the caches an
 # A process team costs a fork once per plan and a process while the plan lives: worth it for runs
 # this long (Tiny Darknet 224x224 is 0.98 GFLOP an image); shorter ones use threads.
 MIN_PROCESS_FLOPS = 1e8
-# Activations that never decrease, so max(act(x + b)) = act(max(x) + b).
-MONOTONIC = frozenset({"linear", "leaky", "relu", "logistic", "loggy", "tanh", "elu", "relie",
-                       "ramp", "plse", "hardtan", "lhtan"})
 
 def choose_algorithm(node: Node) -> str:
     """The convolution algorithm for a node, by shape (measured on Tiny Darknet's layers)."""
@@ -181,6 +187,7 @@ class _Step:
     """
 
     input: np.ndarray | None = None
+    sources: tuple[np.ndarray, ...] = ()  # the outputs (NHWC) of the first node's Node.sources
     layout = "nhwc"
     arena: _Arena | None = None  # set by the plan before bind: bands' working memory
     shared_slot = False  # True when the plan runs every band on one thread: all bands use slot 0
@@ -254,6 +261,23 @@ class _Conv(_Step):
             self.buffers += [self.kernel]
         if algorithm != "plain" and self.input is not None:
             self.buffers.append(self.padded)
+        self.memory = memory
+
+    def filter_slice(self, f0: int, f1: int) -> tuple[Any, np.ndarray, np.ndarray, Any]:
+        """(matrix, bias, weights, Winograd kernel) for output channels [f0, f1): the step's own
+        arrays for all of them, else contiguous copies made once per plan (a band that splits a
+        layer by filters hands BLAS a whole operand of its own)."""
+        matrix, kernel = getattr(self, "matrix", None), getattr(self, "kernel", None)
+        if (f0, f1) == (0, self.node.out_shape[0]):
+            return matrix, self.bias, self.weights, kernel
+        def part(array: np.ndarray | None, what: str, cut: Callable[[np.ndarray], np.ndarray]) -> np.ndarray | None:
+            if array is None:
+                return None
+            return self.memory.derived(self.node, f"{what} {f0}:{f1}", lambda: np.ascontiguousarray(cut(array)))
+        sliced = (part(matrix, "matrix", lambda a: a[:, f0:f1]), self.bias[f0:f1], self.weights[f0:f1],
+                  part(kernel, "kernel", lambda a: a[:, :, f0:f1]))
+        self.buffers += [array for array in (sliced[0], sliced[3]) if array is not None]
+        return sliced
 
     def _granularity(self) -> int | None:
         """Final output rows per unit of splitting; None when the step runs as one band."""
@@ -310,11 +334,15 @@ class _ConvBand:
     """Final output rows [q0, q1) of a _Conv step: its own buffers, run on one thread."""
 
     def __init__(self, step: _Conv, q0: int, q1: int, whole: bool,
-                 take: Callable[[tuple[int, ...]], np.ndarray]):
+                 take: Callable[[tuple[int, ...]], np.ndarray], filters: tuple[int, int] | None = None):
+        """`filters`: the range [f0, f1) of output channels the band computes (default: all)."""
         self.step, self.take = step, take
         layer, n = step.layer, step.n
         c = step.node.in_shape[0]
-        f, oh, ow = step.node.out_shape
+        _, oh, ow = step.node.out_shape
+        f0, f1 = filters or (0, step.node.out_shape[0])
+        f = f1 - f0
+        self.matrix, self.bias, self.weights, self.kernel = step.filter_slice(f0, f1)
         k, s = layer.size, layer.stride
         if step.pool is None:
             r0, r1 = q0, q1
@@ -344,8 +372,8 @@ class _ConvBand:
         else:
             m = step.m
             t0, t1 = r0 // m, -(-r1 // m)
-            self.winograd = Winograd3x3(step.weights, n, (t1 - t0) * m, ow, m, allocate=take,
-                                        padded_input=step.padded[:, t0 * m:t1 * m + 2], kernel=step.kernel)
+            self.winograd = Winograd3x3(self.weights, n, (t1 - t0) * m, ow, m, allocate=take,
+                                        padded_input=step.padded[:, t0 * m:t1 * m + 2], kernel=self.kernel)
         self.scratch = None
         self.row_pairs: np.ndarray | None = None
         if step.pool is not None:
@@ -358,7 +386,7 @@ class _ConvBand:
                 # A 2x2 pool as rows then columns: the row pairs are whole contiguous rows, and the
                 # column pairs whole pixels (measured 1.6x faster than the four strided windows).
                 self.row_pairs = take((n, q1 - q0, ow, f))
-        self.out = step.out[:, q0:q1]
+        self.out = step.out[:, q0:q1, :, f0:f1]
         self.temp = None
         if step.layer.activation == "leaky":
             self.temp = take(self.out.shape)
@@ -369,7 +397,7 @@ class _ConvBand:
             # not one pixel's channels (measured 2-3x faster with 16 filters).
             y = self.pooled if step.pool is not None else self.raw
             self.bias_rows = y.reshape(-1, y.shape[2] * f)
-            self.bias_row = np.tile(step.bias, y.shape[2])
+            self.bias_row = np.tile(self.bias, y.shape[2])
 
     def _fuse_winograd_epilogue(self, n: int, f: int, ow: int, pooled_rows: int) -> None:
         """Add the bias before the output transform, and fuse a 2x2 pool into the tile reordering.
@@ -405,9 +433,9 @@ class _ConvBand:
         """The convolution plus bias, pooled when fused."""
         step, wg = self.step, self.winograd
         if self.epilogue is None:
-            return wg.run(step.bias)[:, :self.rows, :step.node.out_shape[2]]
+            return wg.run(self.bias)[:, :self.rows, :step.node.out_shape[2]]
         wg.transformed_products()
-        np.add(self.bias_position, step.bias, out=self.bias_position)
+        np.add(self.bias_position, self.bias, out=self.bias_position)
         wg.transform_output()
         if self.epilogue == "copy":
             np.copyto(self.result_tiled, self.tiled)
@@ -430,21 +458,21 @@ class _ConvBand:
             _activate_into(y, step.layer.activation, self.out, self.temp)
             return
         if step.algorithm == "gemm":
-            np.matmul(self.x, step.matrix, out=self.raw.reshape(self.x.shape[0], -1, self.raw.shape[-1]))
+            np.matmul(self.x, self.matrix, out=self.raw.reshape(self.x.shape[0], -1, self.raw.shape[-1]))
             y = self.raw
         elif step.algorithm == "im2col":
             for index, window in enumerate(self.windows):
                 np.copyto(self.columns[:, :, :, index], window)
-            columns = self.columns.reshape(-1, step.matrix.shape[0])
-            np.matmul(columns, step.matrix, out=self.raw.reshape(columns.shape[0], -1))
+            columns = self.columns.reshape(-1, self.matrix.shape[0])
+            np.matmul(columns, self.matrix, out=self.raw.reshape(columns.shape[0], -1))
             y = self.raw
         elif step.algorithm == "nchw":
             for column, window in self.copies:
                 np.copyto(column, window)
-            np.matmul(self.columns_t, step.matrix, out=self.raw.reshape(step.n, -1, step.matrix.shape[1]))
+            np.matmul(self.columns_t, self.matrix, out=self.raw.reshape(step.n, -1, self.matrix.shape[1]))
             y = self.raw
         else:
-            y = self.winograd.run(step.bias)[:, :self.rows, :step.node.out_shape[2]]
+            y = self.winograd.run(self.bias)[:, :self.rows, :step.node.out_shape[2]]
         if self.row_pairs is not None:
             pairs, pooled = self.row_pairs, self.pooled
             rows, cols = 2 * pooled.shape[1], 2 * pooled.shape[2]
@@ -502,6 +530,104 @@ class _Softmax(_Step):
         nchw = np.ascontiguousarray(self.x.transpose(0, 3, 1, 2))
         y = softmax(nchw, self.nodes[0].layer)  # (n, chw, 1, 1), the same in NHWC
         np.copyto(self.out, y.reshape(self.out.shape))
+
+
+class _Shortcut(_Step):
+    """alpha * input + beta * an earlier output, then the activation, in row bands at batch 1
+    when the two have the same shape (Darknet's sampling between shapes runs as one band)."""
+
+    def __init__(self, node: Node, n: int):
+        super().__init__((node,), n)
+        self.layer = node.layer_as(Shortcut)
+
+    def bind(self, x: np.ndarray, out: np.ndarray, parts: int) -> None:
+        self.x, self.out = x, out
+        c, h, w = self.nodes[0].in_shape
+        source = self.sources[0]
+        overlap = self.layer.overlap((c, h, w), (source.shape[3], *source.shape[1:3]))
+        self.whole = overlap[3:] == (1, 1) and overlap[:3] == (c, h, w)
+        self.plain_sum = self.layer.alpha == 1 and self.layer.beta == 1
+        bands = _split(h, parts) if self.whole else [(0, h)]
+        self.temps = [np.empty(out[:, r0:r1].shape, np.float32) if self.layer.activation == "leaky" else None
+                      for r0, r1 in bands]
+        self.tasks = [functools.partial(self._rows, r0, r1, temp)
+                      for (r0, r1), temp in zip(bands, self.temps, strict=True)]
+        self.overlap = overlap
+
+    def _rows(self, r0: int, r1: int, temp: np.ndarray | None) -> None:
+        layer, out = self.layer, self.out[:, r0:r1]
+        alpha, beta = np.float32(layer.alpha), np.float32(layer.beta)
+        if self.whole:
+            x, added = self.x[:, r0:r1], self.sources[0][:, r0:r1]
+            if self.plain_sum:
+                np.add(x, added, out=out)
+            else:
+                np.multiply(x, alpha, out=out)
+                out += beta * added
+        else:  # Darknet's sampling: the overlap, every `sample`-th cell of x, every `stride`-th of the source
+            channels, height, width, stride, sample = self.overlap
+            np.copyto(out, self.x)
+            region = out[:, ::sample, ::sample, :channels][:, :height, :width]
+            added = self.sources[0][:, ::stride, ::stride, :channels][:, :height, :width]
+            region[...] = alpha * region + beta * added
+        _activate_into(out, layer.activation, out, temp)
+
+
+class _Connected(_Step):
+    """Darknet's connected layer on the NHWC input: the weights' columns reordered once from CHW."""
+
+    def __init__(self, node: Node, params: LayerParams, n: int, memory: _Memory):
+        super().__init__((node,), n)
+        self.layer = node.layer_as(Connected)
+        c, h, w = node.in_shape
+        self.matrix = memory.derived(node, "nhwc matrix", lambda: np.ascontiguousarray(  # (h*w*c, outputs)
+            params["weights"].reshape(-1, c, h, w).transpose(2, 3, 1, 0).reshape(h * w * c, -1)))
+        self.bias = params["biases"]
+        self.temp = np.empty((n, self.matrix.shape[1]), np.float32) if self.layer.activation == "leaky" else None
+        self.buffers += [self.matrix]
+
+    def run(self) -> None:
+        out = self.out.reshape(self.n, -1)
+        np.matmul(self.x.reshape(self.n, -1), self.matrix, out=out)
+        np.add(out, self.bias, out=out)
+        _activate_into(out, self.layer.activation, out, self.temp)
+
+
+class _Layer(_Step):
+    """Any other kind, by the plain path's function on NCHW views (route, crop, upsample, batchnorm)."""
+
+    def __init__(self, node: Node, params: LayerParams, n: int):
+        super().__init__((node,), n)
+        self.params = params
+
+    def run(self) -> None:
+        node = self.nodes[0]
+        y = FAST[node.kind](node, self.params, self.x.transpose(0, 3, 1, 2),
+                            tuple(source.transpose(0, 3, 1, 2) for source in self.sources))
+        np.copyto(self.out, y.transpose(0, 2, 3, 1))
+
+
+def _conv_step(group: Group, params: Sequence[LayerParams], n: int, algorithms: dict[int, str],
+               memory: _Memory) -> _Step:
+    conv = group[0]
+    if len(group) == 2 and group[1].kind == "avgpool":
+        return _AverageThenGemm(conv, params[conv.index], group[1], n, memory)
+    pool = group[1] if len(group) == 2 else None
+    return _Conv(conv, params[conv.index], n, algorithms[conv.index], pool, memory)
+
+
+# The step running each group of nodes (fusion.py), by the kind of its first node.
+StepFactory = Callable[[Group, Sequence[LayerParams], int, dict[int, str], _Memory], _Step]
+STEPS: dict[str, StepFactory] = {
+    "convolutional": _conv_step,
+    "maxpool": lambda group, params, n, algorithms, memory: _Maxpool(group[0], n),
+    "avgpool": lambda group, params, n, algorithms, memory: _Avgpool(group, n),
+    "softmax": lambda group, params, n, algorithms, memory: _Softmax(group, n),
+    "shortcut": lambda group, params, n, algorithms, memory: _Shortcut(group[0], n),
+    "connected": lambda group, params, n, algorithms, memory: _Connected(group[0], params[group[0].index], n, memory),
+} | {kind: (lambda group, params, n, algorithms, memory: _Layer(group[0], params[group[0].index], n))
+     for kind in ("route", "crop", "upsample", "batchnorm")}
+PLANNED_KINDS = frozenset(STEPS) | IDENTITY_KINDS
 
 
 def _chain(first: Callable[[], None], second: Callable[[], None]) -> Callable[[], None]:
@@ -572,37 +698,13 @@ class Plan:
 
     def _build(self, params: Sequence[LayerParams], algorithms: dict[int, str] | None,
                memory: _Memory) -> None:
-        graph, fuse = self.graph, self.fuse
-        self.algorithms: dict[int, str] = {}
-        self.steps: list[_Step] = []
-        n, nodes = self.chunk, graph.nodes
-        i = 0
-        while i < len(nodes):
-            node = nodes[i]
-            if node.kind == "convolutional":
-                algorithm = (algorithms or {}).get(i) or choose_algorithm(node)
-                self.algorithms[i] = algorithm
-                following = nodes[i + 1] if i + 1 < len(nodes) else None
-                activation = node.layer_as(Convolutional).activation
-                if (fuse and algorithm == "gemm" and activation == "linear"
-                        and following is not None and following.kind == "avgpool"):
-                    self.steps.append(_AverageThenGemm(node, params[i], following, n, memory))
-                    i += 2
-                    continue
-                pool = following if (fuse and following is not None and following.kind == "maxpool"
-                                     and algorithm != "plain"
-                                     and activation in MONOTONIC) else None
-                self.steps.append(_Conv(node, params[i], n, algorithm, pool, memory))
-                i += 1 if pool is None else 2
-                continue
-            if node.kind == "maxpool":
-                self.steps.append(_Maxpool(node, n))
-            elif node.kind == "avgpool":
-                self.steps.append(_Avgpool((node,), n))
-            elif node.kind == "softmax":
-                self.steps.append(_Softmax((node,), n))
-            # cost and dropout pass their input through at inference: no step.
-            i += 1
+        graph, n = self.graph, self.chunk
+        self.algorithms: dict[int, str] = {
+            node.index: (algorithms or {}).get(node.index) or choose_algorithm(node)
+            for node in graph.nodes if node.kind == "convolutional"}
+        groups = fuse(graph, self._rules()) if self.fuse else [(node,) for node in graph.nodes]
+        self.steps: list[_Step] = [STEPS[group[0].kind](group, params, n, self.algorithms, memory)
+                                   for group in groups if group[0].kind not in IDENTITY_KINDS]
         for step in self.steps:
             step.arena, step.shared_slot = self.arena, self.workers == 1
         # Each step writes where the next one reads; a reader that does not care gets a new buffer.
@@ -614,7 +716,9 @@ class Plan:
                 self.steps[0].input = first_input
         self.first_input: np.ndarray = first_input
         self.first_layout = self.steps[0].layout if self.steps else "nhwc"
+        outputs: dict[int, np.ndarray] = {}  # node index -> where its output is (NHWC), for sources
         for step, reader in zip(self.steps, self.steps[1:] + [None], strict=False):
+            step.sources = tuple(outputs[self._computed(index)] for index in step.nodes[0].sources)
             c, h, w = step.nodes[-1].out_shape
             if reader is None:
                 target = memory.zeros((n, h, w, c))
@@ -628,8 +732,22 @@ class Plan:
             short = step.nodes[0].out_shape[1] < self.parts * MIN_ROWS_PER_BAND
             assert step.input is not None  # set above: first_input, or the previous step's target
             step.bind(step.input, target, self.workers if short else self.parts)
+            outputs[step.nodes[-1].index] = target
         self.last_output = self.steps[-1].out if self.steps else self.first_input
         self.phases = self._phases()
+
+    def _computed(self, index: int) -> int:
+        """The node whose output node `index` outputs: itself, or the one before an identity layer."""
+        while self.graph.nodes[index].kind in IDENTITY_KINDS:
+            index -= 1
+        return index
+
+    def _rules(self) -> list[Rule]:
+        """The fusions this plan runs (see fusion.py), as far as the chosen algorithms allow."""
+        def algorithm(nodes: Group) -> str:
+            return self.algorithms[nodes[0].index]
+        return [CONV_MAXPOOL.where(lambda nodes: algorithm(nodes) != "plain"),
+                CONV_AVGPOOL.where(lambda nodes: algorithm(nodes) == "gemm")]
 
     def _phases(self) -> list[list[Callable[[], None]]]:
         """The steps' tasks grouped into phases, the threads meeting only between phases.

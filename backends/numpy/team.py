@@ -6,7 +6,8 @@ says which of `count` tasks a member runs (tasks that start together, between ba
 `claim(rank, count)` hands out tasks one at a time to whichever member is free (long tasks,
 once a run), and `barrier(rank)` waits until every member has reached the same barrier.
 
-`ProcessTeam` forks its helpers (Linux on x86-64: `PROCESSES_AVAILABLE`). Threads share one
+`ThreadTeam` (the default, workers.py) runs the other members on threads. `ProcessTeam`, only
+when asked for, forks its helpers (Linux on x86-64: `PROCESSES_AVAILABLE`). Threads share one
 interpreter lock, which a thread needs back after every NumPy call; when the other thread holds
 it, the thread sleeps, and on a virtual machine whose idle vCPUs halt it wakes tens of
 microseconds later. A forked helper has its own interpreter and waits by spinning on shared
@@ -16,8 +17,6 @@ write (the plan's layer buffers) must be in shared memory (`memory.shared_zeros`
 before the fork; everything else a helper touches is its own copy-on-write copy. The spin-waits
 rely on x86's ordered stores: a buffer's contents are visible to the other processes before the
 counter stored after them.
-
-`ThreadTeam` is the fallback everywhere else.
 """
 
 from __future__ import annotations
