@@ -492,3 +492,59 @@ def test_every_zoo_kind_runs_in_the_plan_and_matches_the_plain_path(batch, proce
 def test_every_zoo_network_runs_planned(shared, name):
     graph = load_graph(shared / "cfg" / f"{name}.cfg")
     assert {node.kind for node in graph.nodes} <= PLANNED_KINDS
+
+
+SMALL_MAPS_MANY_FILTERS = """
+[net]
+channels=8
+height=12
+width=12
+
+[convolutional]
+filters=256
+size=3
+stride=2
+pad=1
+activation=leaky
+
+[convolutional]
+filters=256
+size=3
+stride=1
+pad=1
+activation=leaky
+
+[maxpool]
+size=2
+stride=2
+
+[convolutional]
+filters=300
+size=1
+stride=1
+activation=relu
+
+[convolutional]
+filters=260
+size=3
+stride=1
+pad=1
+activation=linear
+
+[avgpool]
+"""
+
+
+@pytest.mark.parametrize("processes", TEAM_KINDS)
+def test_short_maps_with_many_filters_split_by_filters_at_batch_1(processes):
+    graph = graph_from_text(SMALL_MAPS_MANY_FILTERS)
+    params = fold_params(graph, random_params(graph, 4))
+    plan = Plan(graph, params, 1, threads=2, processes=processes)
+    convs = [step for step in plan.steps if hasattr(step, "bands")]
+    assert len(convs) == 4
+    for step in convs:
+        widths = [band.out.shape[-1] for band in step.bands]
+        assert len(widths) == 2 and sum(widths) == step.nodes[0].out_shape[0]
+        assert all(band.out.shape[1] == step.out.shape[1] for band in step.bands)  # whole maps
+    x = _x(1, graph)
+    np.testing.assert_allclose(plan.run(x), NumpyProgram(graph, params).run(x), rtol=1e-5, atol=1e-6)

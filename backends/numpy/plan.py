@@ -55,6 +55,9 @@ BANDS_PER_THREAD = 2  # row bands per thread at batch 1: a thread that another p
 ROWS_PER_BAND = 64  # convolution output rows per band at most (the first layer: 4 bands, measured 20% faster)
 MIN_ROWS_PER_BAND = 8  # convolution output rows per band at least, except for one band per thread
 MIN_BANDS = 2  # even on one thread: a band's intermediates stay in cache, measured 3-5% faster
+# At batch 1, a layer whose map is too short for row bands is split by filters when every member
+# gets this many (a 7x7 to 14x14 map with 512-1024 filters: weights dominate the work).
+MIN_FILTERS_PER_BAND = 128
 CHUNK = 1  # images per pass: measured, more images per pass leave the caches and run slower
 # A process team costs a fork once per plan and a process while the plan lives: worth it for runs
 # this long (Tiny Darknet 224x224 is 0.98 GFLOP an image); shorter ones use threads.
@@ -294,11 +297,22 @@ class _Conv(_Step):
         return max(1, tile // pool.stride)
 
     def bind(self, x: np.ndarray, out: np.ndarray, parts: int,
-             rows: list[tuple[int, int]] | None = None) -> None:
-        """As _Step.bind; `rows`: the output row bands to use instead (a 1x1 convolution only)."""
+             rows: list[tuple[int, int]] | None = None, by_filters: bool = False) -> None:
+        """As _Step.bind; `rows`: the output row bands to use instead (a 1x1 convolution only);
+        `by_filters`: `parts` bands of whole maps, each computing a share of the output channels."""
         self.x, self.out = x, out
         if self.algorithm == "plain":
             self.tasks = [self.run_plain]
+            return
+        arena = self.arena or _Arena()
+        if by_filters:
+            # A whole-map band per share of the filters: each member multiplies by (and BLAS
+            # packs) only its own share of the weights, where row bands would each take them all.
+            self.row_bands = [(0, out.shape[1])]
+            self.bands = [_ConvBand(self, 0, out.shape[1], True, arena.allocator(0 if self.shared_slot else index),
+                                    filters=(f0, f1))
+                          for index, (f0, f1) in enumerate(_split(self.node.out_shape[0], parts))]
+            self.tasks = [band.run for band in self.bands]
             return
         unit = self._granularity()
         if rows is not None:
@@ -312,7 +326,6 @@ class _Conv(_Step):
             parts = max(parts, -(-self.node.out_shape[1] // ROWS_PER_BAND))
             bands = [(a * unit, min(b * unit, out.shape[1])) for a, b in _split(-(-out.shape[1] // unit), parts)]
         self.row_bands = bands
-        arena = self.arena or _Arena()
         self.bands = [_ConvBand(self, q0, q1, len(bands) == 1, arena.allocator(0 if self.shared_slot else index))
                       for index, (q0, q1) in enumerate(bands)]
         self.tasks = [band.run for band in self.bands]
@@ -728,10 +741,16 @@ class Plan:
                     reader.input = memory.zeros((n, h, w, c))
                     reader.buffers.append(reader.input)
                 target = reader.input
-            # Short maps: one band per thread, the matmuls of thinner bands lose more than caches gain.
-            short = step.nodes[0].out_shape[1] < self.parts * MIN_ROWS_PER_BAND
+            # Short maps: one band per thread, the matmuls of thinner bands lose more than caches
+            # gain; with many filters, split by filters instead (see _Conv.bind).
+            filters, rows, _ = step.nodes[0].out_shape
+            short = rows < self.parts * MIN_ROWS_PER_BAND
             assert step.input is not None  # set above: first_input, or the previous step's target
-            step.bind(step.input, target, self.workers if short else self.parts)
+            if (isinstance(step, _Conv) and short and self.workers > 1
+                    and filters >= MIN_FILTERS_PER_BAND * self.workers):
+                step.bind(step.input, target, self.workers, by_filters=True)
+            else:
+                step.bind(step.input, target, self.workers if short else self.parts)
             outputs[step.nodes[-1].index] = target
         self.last_output = self.steps[-1].out if self.steps else self.first_input
         self.phases = self._phases()
