@@ -12,8 +12,9 @@ here; route, crop, upsample and batch norm through the plain path's functions), 
 reads earlier layers (route, shortcut) reads their outputs where their producers left them.
 
 Every core works, each member of a team (team.py: threads, or forked processes when the
-Network's pool, workers.py, is in "processes" mode) running BLAS single-threaded: at batch 1 each convolution's output rows are cut into
-bands (two per core), every band runs its whole pipeline (gather, matmuls, pool, bias,
+Network's pool, workers.py, is in "processes" mode) running BLAS single-threaded: at batch 1
+each convolution's output rows are cut into bands (two per core; a short map with many filters
+is cut by filters instead), every band runs its whole pipeline (gather, matmuls, pool, bias,
 activation) as one task, each member runs its share of a phase's bands, and the members meet
 only between phases: a 1x1 convolution runs in the band of the layer before it, which wrote
 exactly its rows. At batch > 1 each core runs its share of the images through its own copy of
