@@ -10,6 +10,7 @@ import os
 
 import numpy as np
 import pytest
+from tdn.backends.numpy.algorithms import GEMM, NCHW, PLAIN, Winograd, choose
 from tdn.backends.numpy.backend import NumpyBackend, NumpyProgram
 from tdn.backends.numpy.cores import available_cores
 from tdn.backends.numpy.memory import shared_zeros
@@ -20,7 +21,6 @@ from tdn.backends.numpy.plan import (
     PLANNED_KINDS,
     Plan,
     PlannedProgram,
-    choose_algorithm,
 )
 from tdn.backends.numpy.team import PROCESSES_AVAILABLE, ProcessTeam, TeamError, ThreadTeam
 from tdn.backends.numpy.workers import Workers
@@ -107,7 +107,7 @@ def test_every_3x3_algorithm_matches_the_plain_path(algorithm, h, w):
     forced = {node.index: algorithm for node in graph.nodes
               if node.kind == "convolutional" and node.layer.size == 3 and node.layer.stride == 1}
     plan = Plan(graph, params, 2, algorithms=forced)
-    assert {plan.algorithms[i] for i in forced} == {algorithm}
+    assert {plan.algorithms[i].name for i in forced} == {algorithm}
     np.testing.assert_allclose(plan.run(x), NumpyProgram(graph, params).run(x),
                                rtol=PROBABILITY_RTOL, atol=PROBABILITY_ATOL,
                                err_msg=f"{algorithm} at {h}x{w}")
@@ -137,17 +137,17 @@ def test_grouped_convolution_takes_the_plain_algorithm():
                             "size=3\nstride=1\npad=1\ngroups=2\nactivation=leaky\n\n[maxpool]\nsize=2\nstride=2\n")
     params = fold_params(graph, random_params(graph))
     plan = Plan(graph, params, 2)
-    assert plan.algorithms == {0: "plain"}
+    assert plan.algorithms == {0: PLAIN}
     x = _x(2, graph)
     np.testing.assert_allclose(plan.run(x), NumpyProgram(graph, params).run(x), rtol=1e-5, atol=1e-6)
 
 
 def test_algorithm_choice_by_shape():
     graph = load_graph(REPO / "cfg" / "tiny.cfg")
-    chosen = {node.index: choose_algorithm(node) for node in graph.nodes if node.kind == "convolutional"}
-    assert chosen[0] == "nchw"  # 3 input channels: too few for Winograd; the image arrives NCHW
-    assert {chosen[i] for i in chosen if graph.nodes[i].layer.size == 1} == {"gemm"}
-    assert all(chosen[i].startswith("winograd") for i in chosen if i and graph.nodes[i].layer.size == 3)
+    chosen = {node.index: choose(node) for node in graph.nodes if node.kind == "convolutional"}
+    assert chosen[0] is NCHW  # 3 input channels: too few for Winograd; the image arrives NCHW
+    assert {chosen[i] for i in chosen if graph.nodes[i].layer.size == 1} == {GEMM}
+    assert all(isinstance(chosen[i], Winograd) for i in chosen if i and graph.nodes[i].layer.size == 3)
 
 
 def test_tiny_darknet_probabilities_match_the_plain_path(shared):

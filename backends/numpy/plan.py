@@ -34,13 +34,14 @@ from typing import Any
 
 import numpy as np
 from tdn.backends.numpy.activations import activate
+from tdn.backends.numpy.algorithms import BY_NAME, GEMM, IM2COL, NCHW, PLAIN, Algorithm, Winograd, choose
 from tdn.backends.numpy.convolution import convolve
 from tdn.backends.numpy.cores import available_cores
 from tdn.backends.numpy.layer_table import FAST
 from tdn.backends.numpy.memory import large_page_zeros, shared_zeros
 from tdn.backends.numpy.softmax import softmax
 from tdn.backends.numpy.team import BLAS, ProcessTeam, TeamError, ThreadTeam
-from tdn.backends.numpy.winograd import Winograd3x3, transform_kernel
+from tdn.backends.numpy.winograd import Winograd3x3
 from tdn.backends.numpy.workers import Workers
 
 from tdn.backend import LayerParams, Program
@@ -51,7 +52,6 @@ from tdn.layers.convolutional import Convolutional
 from tdn.layers.maxpool import Maxpool
 from tdn.layers.shortcut import Shortcut
 
-ALGORITHMS = ("gemm", "im2col", "nchw", "winograd2", "winograd4", "plain")
 BANDS_PER_THREAD = 2  # row bands per thread at batch 1: a thread that another process holds up leaves work to claim
 ROWS_PER_BAND = 64  # convolution output rows per band at most (the first layer: 4 bands, measured 20% faster)
 MIN_ROWS_PER_BAND = 8  # convolution output rows per band at least, except for one band per thread
@@ -63,24 +63,6 @@ CHUNK = 1  # images per pass: measured, more images per pass leave the caches an
 # A process team costs a fork once per plan and a process while the plan lives: worth it for runs
 # this long (Tiny Darknet 224x224 is 0.98 GFLOP an image); shorter ones use threads.
 MIN_PROCESS_FLOPS = 1e8
-
-def choose_algorithm(node: Node) -> str:
-    """The convolution algorithm for a node, by shape (measured on Tiny Darknet's layers)."""
-    layer = node.layer_as(Convolutional)
-    channels, _, _ = node.in_shape
-    _, out_h, out_w = node.out_shape
-    if layer.groups != 1:
-        return "plain"
-    if layer.size == 1 and layer.stride == 1 and layer.padding == 0:
-        return "gemm"
-    if layer.size == 3 and layer.stride == 1 and layer.padding == 1 and channels >= 16:
-        # F(4x4) saves the most arithmetic, but its transformed kernel is 4x the weights and its
-        # tiles overhang maps that are not multiples of 4: on 14x14 (15% or more waste), F(2x2) won.
-        overhang = (-(-out_h // 4) * 4) * (-(-out_w // 4) * 4) / (out_h * out_w)
-        return "winograd4" if overhang < 1.15 else "winograd2"
-    # The first layer reads the image as it comes, NCHW: im2col then copies whole rows.
-    return "nchw" if node.index == 0 else "im2col"
-
 
 def maxpool_nhwc(x: np.ndarray, size: int, stride: int, padding: int, out: np.ndarray,
                  scratch: np.ndarray | None) -> None:
@@ -226,45 +208,26 @@ def _activate_into(y: np.ndarray, name: str, out: np.ndarray, temp: np.ndarray |
 class _Conv(_Step):
     """A convolution (and the max pool after it, when fused) by one algorithm, in row bands."""
 
-    def __init__(self, node: Node, params: LayerParams, n: int, algorithm: str, pool: Node | None,
+    def __init__(self, node: Node, params: LayerParams, n: int, algorithm: Algorithm, pool: Node | None,
                  memory: _Memory):
         super().__init__((node,) if pool is None else (node, pool), n)
-        self.layer = layer = node.layer_as(Convolutional)
-        c, h, w = node.in_shape
-        f, oh, ow = node.out_shape
-        k, p, s = layer.size, layer.padding, layer.stride
+        self.layer = node.layer_as(Convolutional)
         self.node, self.algorithm, self.pool = node, algorithm, pool
         self.weights, self.bias = params["weights"], params["biases"]
-        if algorithm in ("gemm", "im2col"):
-            # (filters, c, k, k) -> (k*k*c, filters), matching the NHWC column order.
-            self.matrix = memory.derived(node, "nhwc matrix", lambda: np.ascontiguousarray(
-                self.weights.transpose(2, 3, 1, 0).reshape(-1, f)))
-            self.buffers.append(self.matrix)
-        if algorithm == "gemm" and (k, s, p) != (1, 1, 0):
-            raise ValueError(f"layer {node.index}: gemm needs a 1x1, stride 1, unpadded convolution")
-        if algorithm in ("im2col", "nchw"):
-            rows, cols = max(h + 2 * p, (oh - 1) * s + k), max(w + 2 * p, (ow - 1) * s + k)
-        if algorithm == "im2col":
-            self.padded = memory.zeros((n, rows, cols, c))
-            self.input = self.padded[:, p:p + h, p:p + w]
-        elif algorithm == "nchw":
-            if node.index != 0:
-                raise ValueError(f"layer {node.index}: nchw reads the image, only the first layer can use it")
-            self.matrix = memory.derived(node, "nchw matrix",  # (c*k*k, filters)
-                                         lambda: np.ascontiguousarray(self.weights.reshape(f, -1).T))
-            self.padded = memory.zeros((n, c, rows, cols))
-            self.input, self.layout = self.padded[:, :, p:p + h, p:p + w], "nchw"
-            self.buffers += [self.matrix]
-        elif algorithm.startswith("winograd"):
-            if (k, s, p) != (3, 1, 1):
-                raise ValueError(f"layer {node.index}: Winograd needs a 3x3, stride 1, pad 1 convolution")
-            self.m = m = int(algorithm[-1])
-            self.kernel = memory.derived(node, algorithm, lambda: transform_kernel(self.weights, m))
-            self.padded = memory.zeros((n, -(-h // m) * m + 2, -(-w // m) * m + 2, c))
-            self.input = self.padded[:, 1:h + 1, 1:w + 1]
-            self.buffers += [self.kernel]
-        if algorithm != "plain" and self.input is not None:
+        refusal = algorithm.refusal(node)
+        if refusal:
+            raise ValueError(f"layer {node.index}: {refusal}")
+        arranged = memory.derived(node, algorithm.name, lambda: algorithm.weights(self.weights))
+        if isinstance(algorithm, Winograd):
+            self.kernel, self.m = arranged, algorithm.m
+        elif arranged is not None:
+            self.matrix = arranged
+        padded_shape = algorithm.padded_shape(node, n)
+        if padded_shape is not None:
+            self.padded = memory.zeros(padded_shape)
+            self.input, self.layout = algorithm.interior(self.padded, node), algorithm.layout
             self.buffers.append(self.padded)
+        self.buffers += [arranged] if arranged is not None else []
         self.memory = memory
 
     def filter_slice(self, f0: int, f1: int) -> tuple[Any, np.ndarray, np.ndarray, Any]:
@@ -285,9 +248,9 @@ class _Conv(_Step):
 
     def _granularity(self) -> int | None:
         """Final output rows per unit of splitting; None when the step runs as one band."""
-        if self.algorithm == "plain":
+        if self.algorithm is PLAIN:
             return None
-        tile = self.m if self.algorithm.startswith("winograd") else 1  # conv rows computed together
+        tile = self.algorithm.tile  # conv rows computed together
         if self.pool is None:
             return tile
         pool = self.pool.layer_as(Maxpool)
@@ -302,7 +265,7 @@ class _Conv(_Step):
         """As _Step.bind; `rows`: the output row bands to use instead (a 1x1 convolution only);
         `by_filters`: `parts` bands of whole maps, each computing a share of the output channels."""
         self.x, self.out = x, out
-        if self.algorithm == "plain":
+        if self.algorithm is PLAIN:
             self.tasks = [self.run_plain]
             return
         arena = self.arena or _Arena()
@@ -334,7 +297,7 @@ class _Conv(_Step):
     @property
     def follows_rows(self) -> bool:
         """True when output rows [q0, q1) read only input rows [q0, q1): any bands will do."""
-        return self.algorithm == "gemm" and self.pool is None
+        return self.algorithm is GEMM and self.pool is None
 
     def run_plain(self) -> None:
         # Grouped convolutions: the NCHW path computes bias and activation itself.
@@ -366,15 +329,15 @@ class _ConvBand:
             pool_stride = step.pool.layer_as(Maxpool).stride
             r0, r1 = q0 * pool_stride, q1 * pool_stride
         self.rows = r1 - r0
-        if step.algorithm == "gemm":
+        if step.algorithm is GEMM:
             self.x = step.x[:, r0:r1].reshape(n, -1, c)
             self.raw = take((n, self.rows, ow, f))
-        elif step.algorithm == "im2col":
+        elif step.algorithm is IM2COL:
             self.windows = [step.padded[:, r0 * s + i:(r1 - 1) * s + i + 1:s, j:(ow - 1) * s + j + 1:s]
                             for i in range(k) for j in range(k)]
             self.columns = take((n, self.rows, ow, k * k, c))
             self.raw = take((n, self.rows, ow, f))
-        elif step.algorithm == "nchw":
+        elif step.algorithm is NCHW:
             # Columns copied as whole image rows, (c*k*k, pixels); the matmul reads them transposed
             # and writes NHWC, so that pool, bias and activation run on contiguous pixels.
             self.columns = take((n, c, k * k, self.rows, ow))
@@ -395,7 +358,7 @@ class _ConvBand:
             if whole:
                 self.scratch = _pool_scratch(n, step.node.out_shape, step.pool, take)
             pool = step.pool.layer_as(Maxpool)
-            if (not step.algorithm.startswith("winograd") and self.scratch is None and pool.size == pool.stride == 2
+            if (not isinstance(step.algorithm, Winograd) and self.scratch is None and pool.size == pool.stride == 2
                     and 2 * (q1 - q0) <= self.rows and 2 * step.out.shape[2] <= ow):
                 # A 2x2 pool as rows then columns: the row pairs are whole contiguous rows, and the
                 # column pairs whole pixels (measured 1.6x faster than the four strided windows).
@@ -404,7 +367,7 @@ class _ConvBand:
         self.temp = None
         if step.layer.activation == "leaky":
             self.temp = take(self.out.shape)
-        if step.algorithm.startswith("winograd"):
+        if isinstance(step.algorithm, Winograd):
             self._fuse_winograd_epilogue(n, f, ow, q1 - q0)
         else:
             # The bias repeated along a whole row of pixels: NumPy's inner loop then runs the row,
@@ -463,7 +426,7 @@ class _ConvBand:
 
     def run(self) -> None:
         step = self.step
-        if step.algorithm.startswith("winograd"):
+        if isinstance(step.algorithm, Winograd):
             y = self._run_winograd()
             if self.epilogue is None and step.pool is not None:
                 pool = step.pool.layer_as(Maxpool)
@@ -471,16 +434,16 @@ class _ConvBand:
                 y = self.pooled
             _activate_into(y, step.layer.activation, self.out, self.temp)
             return
-        if step.algorithm == "gemm":
+        if step.algorithm is GEMM:
             np.matmul(self.x, self.matrix, out=self.raw.reshape(self.x.shape[0], -1, self.raw.shape[-1]))
             y = self.raw
-        elif step.algorithm == "im2col":
+        elif step.algorithm is IM2COL:
             for index, window in enumerate(self.windows):
                 np.copyto(self.columns[:, :, :, index], window)
             columns = self.columns.reshape(-1, self.matrix.shape[0])
             np.matmul(columns, self.matrix, out=self.raw.reshape(columns.shape[0], -1))
             y = self.raw
-        elif step.algorithm == "nchw":
+        elif step.algorithm is NCHW:
             for column, window in self.copies:
                 np.copyto(column, window)
             np.matmul(self.columns_t, self.matrix, out=self.raw.reshape(step.n, -1, self.matrix.shape[1]))
@@ -621,7 +584,7 @@ class _Layer(_Step):
         np.copyto(self.out, y.transpose(0, 2, 3, 1))
 
 
-def _conv_step(group: Group, params: Sequence[LayerParams], n: int, algorithms: dict[int, str],
+def _conv_step(group: Group, params: Sequence[LayerParams], n: int, algorithms: dict[int, Algorithm],
                memory: _Memory) -> _Step:
     conv = group[0]
     if len(group) == 2 and group[1].kind == "avgpool":
@@ -631,7 +594,7 @@ def _conv_step(group: Group, params: Sequence[LayerParams], n: int, algorithms: 
 
 
 # The step running each group of nodes (fusion.py), by the kind of its first node.
-StepFactory = Callable[[Group, Sequence[LayerParams], int, dict[int, str], _Memory], _Step]
+StepFactory = Callable[[Group, Sequence[LayerParams], int, dict[int, Algorithm], _Memory], _Step]
 STEPS: dict[str, StepFactory] = {
     "convolutional": _conv_step,
     "maxpool": lambda group, params, n, algorithms, memory: _Maxpool(group[0], n),
@@ -654,7 +617,7 @@ def _chain(first: Callable[[], None], second: Callable[[], None]) -> Callable[[]
 class Plan:
     """Steps and buffers to run `graph` on `batch` images; not thread-safe (buffers are shared).
 
-    algorithms: per node index, an algorithm from ALGORITHMS forcing the choice (for tests).
+    algorithms: per node index, the name of an algorithm (algorithms.BY_NAME) forcing the choice (for tests).
     fuse: run max pools inside the preceding convolution (off when every layer's output is kept).
     threads: members of the team that runs it (default: the cores this process may use).
     chunk: images per pass (default: the largest divisor of batch up to CHUNK).
@@ -713,9 +676,9 @@ class Plan:
     def _build(self, params: Sequence[LayerParams], algorithms: dict[int, str] | None,
                memory: _Memory) -> None:
         graph, n = self.graph, self.chunk
-        self.algorithms: dict[int, str] = {
-            node.index: (algorithms or {}).get(node.index) or choose_algorithm(node)
-            for node in graph.nodes if node.kind == "convolutional"}
+        forced = {index: BY_NAME[name] for index, name in (algorithms or {}).items()}
+        self.algorithms: dict[int, Algorithm] = {node.index: forced.get(node.index) or choose(node)
+                                                 for node in graph.nodes if node.kind == "convolutional"}
         groups = fuse(graph, self._rules()) if self.fuse else [(node,) for node in graph.nodes]
         self.steps: list[_Step] = [STEPS[group[0].kind](group, params, n, self.algorithms, memory)
                                    for group in groups if group[0].kind not in IDENTITY_KINDS]
@@ -764,10 +727,10 @@ class Plan:
 
     def _rules(self) -> list[Rule]:
         """The fusions this plan runs (see fusion.py), as far as the chosen algorithms allow."""
-        def algorithm(nodes: Group) -> str:
+        def algorithm(nodes: Group) -> Algorithm:
             return self.algorithms[nodes[0].index]
-        return [CONV_MAXPOOL.where(lambda nodes: algorithm(nodes) != "plain"),
-                CONV_AVGPOOL.where(lambda nodes: algorithm(nodes) == "gemm")]
+        return [CONV_MAXPOOL.where(lambda nodes: algorithm(nodes) is not PLAIN),
+                CONV_AVGPOOL.where(lambda nodes: algorithm(nodes) is GEMM)]
 
     def _phases(self) -> list[list[Callable[[], None]]]:
         """The steps' tasks grouped into phases, the threads meeting only between phases.
