@@ -19,6 +19,7 @@ from tdn.backends.numpy.plan import (
     MIN_BANDS,
     MIN_PROCESS_FLOPS,
     PLANNED_KINDS,
+    SMALL_MAPS_CHUNK,
     Plan,
     PlannedProgram,
 )
@@ -548,3 +549,15 @@ def test_short_maps_with_many_filters_split_by_filters_at_batch_1(processes):
         assert all(band.out.shape[1] == step.out.shape[1] for band in step.bands)  # whole maps
     x = _x(1, graph)
     np.testing.assert_allclose(plan.run(x), NumpyProgram(graph, params).run(x), rtol=1e-5, atol=1e-6)
+
+
+def test_networks_heavy_on_small_maps_take_several_images_per_pass():
+    graph = graph_from_text(SMALL_MAPS_MANY_FILTERS)
+    params = fold_params(graph, random_params(graph, 4))
+    plan = Plan(graph, params, 8, threads=2)
+    assert plan.chunk == SMALL_MAPS_CHUNK and len(plan.lanes) == 2
+    assert Plan(graph, params, 4, threads=2).chunk == 2  # each member still gets a pass
+    x = _x(8, graph)
+    np.testing.assert_allclose(plan.run(x), NumpyProgram(graph, params).run(x), rtol=1e-5, atol=1e-6)
+    tiny = load_graph(REPO / "cfg" / "tiny.cfg")
+    assert Plan(tiny, fold_params(tiny, random_params(tiny, 1)), 8, threads=2).chunk == 1

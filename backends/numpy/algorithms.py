@@ -34,6 +34,11 @@ class Algorithm:
         """The zero-padded input buffer it reads (None: it reads its input as given)."""
         return None
 
+    def rows(self, node: Node) -> int:
+        """Rows of its matmuls per image: output pixels (tiles for Winograd)."""
+        _, oh, ow = node.out_shape
+        return oh * ow
+
     def interior(self, padded: np.ndarray, node: Node) -> np.ndarray:
         """Where the producer writes in the padded buffer."""
         p = node.layer_as(Convolutional).padding
@@ -118,6 +123,10 @@ class Winograd(Algorithm):
     def weights(self, weights: np.ndarray) -> np.ndarray:
         return transform_kernel(weights, self.m)
 
+    def rows(self, node: Node) -> int:
+        _, oh, ow = node.out_shape
+        return _tiles(oh, ow, self.m)
+
     def padded_shape(self, node: Node, n: int) -> Shape:
         c, h, w = node.in_shape
         return (n, -(-h // self.m) * self.m + 2, -(-w // self.m) * self.m + 2, c)
@@ -133,6 +142,15 @@ GEMM, IM2COL, NCHW, WINOGRAD2, WINOGRAD4, PLAIN = Gemm(), Im2col(), Nchw(), Wino
 BY_NAME: dict[str, Algorithm] = {a.name: a for a in (GEMM, IM2COL, NCHW, WINOGRAD2, WINOGRAD4, PLAIN)}
 
 
+# Tiles per image that a Winograd tile size needs (measured on Darknet19's and darknet.cfg's
+# 16x16, 8x8 and 4x4 layers, one core: F(2x2) from 8x8 maps, F(4x4) from about 24x24).
+MIN_TILES = {4: 32, 2: 16}
+
+
+def _tiles(h: int, w: int, m: int) -> int:
+    return -(-h // m) * -(-w // m)
+
+
 def choose(node: Node) -> Algorithm:
     """The convolution algorithm for a node, by shape (measured on Tiny Darknet's layers)."""
     layer = node.layer_as(Convolutional)
@@ -143,9 +161,13 @@ def choose(node: Node) -> Algorithm:
     if layer.size == 1 and layer.stride == 1 and layer.padding == 0:
         return GEMM
     if layer.size == 3 and layer.stride == 1 and layer.padding == 1 and channels >= 16:
-        # F(4x4) saves the most arithmetic, but its transformed kernel is 4x the weights and its
-        # tiles overhang maps that are not multiples of 4: on 14x14 (15% or more waste), F(2x2) won.
+        # F(4x4) saves the most arithmetic, but its transformed kernel is 4x the weights (1.8x for
+        # F(2x2)), read once per image: with few tiles its matmuls wait on that read. Its tiles
+        # also overhang maps that are not multiples of 4: on 14x14 (15% or more waste), F(2x2) won.
         overhang = (-(-out_h // 4) * 4) * (-(-out_w // 4) * 4) / (out_h * out_w)
-        return WINOGRAD4 if overhang < 1.15 else WINOGRAD2
+        if overhang < 1.15 and _tiles(out_h, out_w, 4) >= MIN_TILES[4]:
+            return WINOGRAD4
+        if _tiles(out_h, out_w, 2) >= MIN_TILES[2]:
+            return WINOGRAD2
     # The first layer reads the image as it comes, NCHW: im2col then copies whole rows.
     return NCHW if node.index == 0 else IM2COL
