@@ -74,7 +74,7 @@ def test_the_default_forks_nothing(tiny):
         net.predict(_x(tiny[0], 1))
         net.predict(_x(tiny[0], 3))
         assert _children() == before
-        teams = [program.plan.team for program in net._programs.values()]
+        teams = [program.executor.team for program in net._programs.values()]
         assert all(team is None or isinstance(team, ThreadTeam) for team in teams)
 
 
@@ -115,7 +115,7 @@ def test_processes_when_asked_one_pool_per_network_and_released_by_close(tiny):
         np.testing.assert_allclose(net.predict(x1), want1, rtol=1e-5, atol=1e-7)
         helpers = _children() - before
         assert 1 <= len(helpers) <= cores - 1
-        assert isinstance(net.program(1, *x1.shape[2:]).plan.team, ProcessTeam)
+        assert isinstance(net.program(1, *x1.shape[2:]).executor.team, ProcessTeam)
         # Another batch size: its own program, but the Network's pool keeps one team's helpers.
         np.testing.assert_allclose(net.predict(x3), want3, rtol=1e-5, atol=1e-7)
         assert len(_children() - before) <= cores - 1

@@ -1,4 +1,8 @@
-"""The fast NumPy path: an execution plan per (network, batch, input size).
+"""The fast NumPy path: an execution plan per (network, batch, input size), and its executor.
+
+`Plan` holds the decisions, made once and immutable (fused groups, algorithms, how each step's
+work is split, images per pass, lanes); `Executor` allocates a plan's buffers and steps and runs
+them on a team.
 
 The plan works in NHWC so that every convolution is one (pixels x inputs) @ (inputs x filters)
 matmul, picks an algorithm per convolution by its shape, and allocates every buffer once:
@@ -29,7 +33,8 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -45,7 +50,8 @@ from tdn.backends.numpy.winograd import Winograd3x3
 from tdn.backends.numpy.workers import Workers
 
 from tdn.backend import LayerParams, Program
-from tdn.fusion import CONV_AVGPOOL, CONV_MAXPOOL, IDENTITY_KINDS, Group, Rule, fuse
+from tdn.fusion import CONV_AVGPOOL, CONV_MAXPOOL, IDENTITY_KINDS, Group, Rule
+from tdn.fusion import fuse as fuse_groups
 from tdn.graph import Graph, Node
 from tdn.layers.connected import Connected
 from tdn.layers.convolutional import Convolutional
@@ -619,79 +625,164 @@ def _chain(first: Callable[[], None], second: Callable[[], None]) -> Callable[[]
     return both
 
 
-class Plan:
-    """Steps and buffers to run `graph` on `batch` images; not thread-safe (buffers are shared).
+@dataclass(frozen=True)
+class Split:
+    """How a step's work is cut into tasks: `parts` bands of rows, or of filters."""
 
-    algorithms: per node index, the name of an algorithm (algorithms.BY_NAME) forcing the choice (for tests).
-    fuse: run max pools inside the preceding convolution (off when every layer's output is kept).
-    threads: members of the team that runs it (default: the cores this process may use).
-    chunk: images per pass (default: the largest divisor of batch up to CHUNK, SMALL_MAPS_CHUNK for
-    networks with heavy layers on small maps).
-    bands: row bands per step (default: threads x BANDS_PER_THREAD at batch 1, at least MIN_BANDS).
-    workers: the Network's pool (workers.py) whose threads or processes run the plan (default: a
-    pool of the plan's own, in threads).
-    processes: in a "processes" pool, True for a ProcessTeam, False for a ThreadTeam (default:
-    processes for runs of MIN_PROCESS_FLOPS or more); True without a pool: a "processes" pool.
-    derived: the weight-derived arrays of the plan this one is a lane of (see _Memory).
+    parts: int
+    by_filters: bool = False
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What runs `graph` on `batch` images, decided once and never changed; it holds no arrays
+    (an Executor allocates and runs them).
+
+    threads: members of the team. band_members: members that split each image's bands (all of
+    them at batch 1; 1 at larger batches, where each member runs whole images through a lane of
+    its own, `lanes` in all). chunk: images per pass. groups: the layers each step runs
+    (fusion.py). algorithms: each convolution's. splits: each step's tasks, by its first node.
+    processes: the team is forked processes (a Network's "processes" pool), else threads.
     """
 
-    def __init__(self, graph: Graph, params: Sequence[LayerParams], batch: int,
-                 algorithms: dict[int, str] | None = None, fuse: bool = True, threads: int | None = None,
-                 chunk: int | None = None, bands: int | None = None, processes: bool | None = None,
-                 derived: dict[tuple[int, str], np.ndarray] | None = None, workers: Workers | None = None):
-        self.graph, self.batch, self.fuse = graph, batch, fuse
+    graph: Graph
+    batch: int
+    threads: int
+    band_members: int
+    chunk: int
+    lanes: int
+    groups: tuple[Group, ...]
+    algorithms: Mapping[int, Algorithm]
+    splits: Mapping[int, Split]
+    parts: int
+    fused: bool
+    processes: bool
+
+    @classmethod
+    def make(cls, graph: Graph, batch: int, algorithms: dict[int, str] | None = None, fuse: bool = True,
+             threads: int | None = None, chunk: int | None = None, bands: int | None = None,
+             processes: bool = False) -> Plan:
+        """algorithms: per node index, the name of an algorithm (algorithms.BY_NAME) forcing the
+        choice (for tests). fuse: run layers together (off when every layer's output is kept).
+        threads: default, the cores this process may use. chunk: default, the largest divisor of
+        batch up to CHUNK (SMALL_MAPS_CHUNK for networks with heavy layers on small maps). bands:
+        row bands per step (default: threads x BANDS_PER_THREAD at batch 1, at least MIN_BANDS)."""
+        threads = threads or available_cores()
+        band_members = threads if batch == 1 else 1
+        parts = bands or max(band_members * BANDS_PER_THREAD, MIN_BANDS)
+        forced = {index: BY_NAME[name] for index, name in (algorithms or {}).items()}
+        chosen = {node.index: forced.get(node.index) or choose(node)
+                  for node in graph.nodes if node.kind == "convolutional"}
+        # Every member gets a pass of its own before passes grow.
+        most = max(1, min(batch // threads, _chunk_target(graph, chosen)))
+        chunk = chunk or max(d for d in range(1, most + 1) if batch % d == 0)
+        if batch % chunk:
+            raise ValueError(f"chunk {chunk} does not divide batch {batch}")
+        groups = tuple(fuse_groups(graph, _rules(chosen)) if fuse else [(node,) for node in graph.nodes])
+        splits = {group[0].index: _split_of(group, chosen, band_members, parts) for group in groups}
+        lanes = min(threads, batch // chunk) if band_members == 1 and threads > 1 and batch > chunk else 1
+        return cls(graph, batch, threads, band_members, chunk, lanes, groups, chosen, splits, parts, fuse,
+                   processes and threads > 1)
+
+    def lane(self) -> Plan:
+        """The plan of one lane: its member's chunk of images, on its own (the same steps and
+        splits: lanes exist only where each image runs on one member)."""
+        return replace(self, batch=self.chunk, threads=1, lanes=1, processes=False)
+
+
+def _split_of(group: Group, algorithms: Mapping[int, Algorithm], band_members: int, parts: int) -> Split:
+    """Short maps: one band per member, the matmuls of thinner bands lose more than caches gain;
+    a convolution with many filters there is split by filters instead (see _Conv.bind)."""
+    filters, rows, _ = group[0].out_shape
+    if rows >= parts * MIN_ROWS_PER_BAND:
+        return Split(parts)
+    if (group[0].kind == "convolutional" and band_members > 1 and algorithms[group[0].index] is not PLAIN
+            and filters >= MIN_FILTERS_PER_BAND * band_members and not _averaged(group)):
+        return Split(band_members, by_filters=True)
+    return Split(band_members)
+
+
+def _averaged(group: Group) -> bool:
+    return len(group) == 2 and group[1].kind == "avgpool"
+
+
+def _chunk_target(graph: Graph, algorithms: Mapping[int, Algorithm]) -> int:
+    """Images per pass by the rows the heavy convolutions multiply per image (see CHUNK)."""
+    total = graph.flops()
+    rows = [algorithms[node.index].rows(node) for node in graph.nodes
+            if node.kind == "convolutional" and node.layer.flops(node.in_shape, node.out_shape) >= 0.02 * total]
+    return SMALL_MAPS_CHUNK if rows and min(rows) < MIN_ROWS_PER_PASS else CHUNK
+
+
+def _rules(algorithms: Mapping[int, Algorithm]) -> list[Rule]:
+    """The fusions the plan runs (see fusion.py), as far as the chosen algorithms allow."""
+    return [CONV_MAXPOOL.where(lambda nodes: algorithms[nodes[0].index] is not PLAIN),
+            CONV_AVGPOOL.where(lambda nodes: algorithms[nodes[0].index] is GEMM)]
+
+
+class Executor:
+    """A Plan's steps and buffers, and the team that runs them; not thread-safe (buffers are shared).
+
+    workers: the Network's pool (workers.py) whose threads or processes run it (default: a pool of
+    its own, in threads). derived: the weight-derived arrays of the executor this one is a lane of
+    (see _Memory).
+    """
+
+    def __init__(self, plan: Plan, params: Sequence[LayerParams], workers: Workers | None = None,
+                 derived: dict[tuple[int, str], np.ndarray] | None = None):
+        self.plan, self.graph, self.batch, self.chunk = plan, plan.graph, plan.batch, plan.chunk
         self.owner = os.getpid()
         self.cores = available_cores()  # read once: under a cgroup it means reading files
-        self.threads = threads or self.cores
-        # Bands split one image between the members; lanes (below) take whole images when there
-        # are several, each lane running its images' bands one after the other.
-        self.workers = self.threads if batch == 1 else 1
-        self.parts = bands or max(self.workers * BANDS_PER_THREAD, MIN_BANDS)
-        forced = {index: BY_NAME[name] for index, name in (algorithms or {}).items()}
-        self.algorithms: dict[int, Algorithm] = {node.index: forced.get(node.index) or choose(node)
-                                                 for node in graph.nodes if node.kind == "convolutional"}
-        # Every member gets a pass of its own before passes grow.
-        most = max(1, min(batch // self.threads, self._chunk_target()))
-        self.chunk = chunk or max(d for d in range(1, most + 1) if batch % d == 0)
-        if batch % self.chunk:
-            raise ValueError(f"chunk {self.chunk} does not divide batch {batch}")
-        self.workers_pool = workers or Workers("processes" if processes else "threads")
-        if processes is None:
-            processes = graph.flops() * batch >= MIN_PROCESS_FLOPS
-        self.processes = processes and self.workers_pool.mode == "processes" and self.threads > 1
+        self.workers_pool = workers or Workers("processes" if plan.processes else "threads")
+        self.processes = plan.processes
         # Members of a process team see each other's writes only in shared memory: the buffers
         # between steps when they split each step's bands, the batch's inputs and results with lanes.
-        memory = _Memory(self.processes and self.workers > 1, {} if derived is None else derived)
+        memory = _Memory(self.processes and plan.band_members > 1, {} if derived is None else derived)
         # The first build finds how much working memory the bands take, a second one uses it shared.
         self.arena = _Arena()
-        self._build(params, algorithms, memory)
+        self._build(params, memory)
         if not self.arena.fits:
             self.arena = _Arena(self.arena.need)
-            self._build(params, algorithms, memory)
+            self._build(params, memory)
         self.lanes = [self]
-        if self.workers == 1 and self.threads > 1 and batch > self.chunk:
-            self.lanes += [Plan(graph, params, self.chunk, algorithms, fuse, threads=1, chunk=self.chunk, bands=bands,
-                                processes=False, derived=memory.derived_arrays, workers=self.workers_pool)
-                           for _ in range(min(self.threads, batch // self.chunk) - 1)]
+        if plan.lanes > 1:
+            lane = plan.lane()
+            self.lanes += [Executor(lane, params, self.workers_pool, memory.derived_arrays)
+                           for _ in range(plan.lanes - 1)]
         self.team: ProcessTeam | ThreadTeam | None = None
-        members = self.workers if self.workers > 1 else len(self.lanes)
+        members = plan.band_members if plan.band_members > 1 else len(self.lanes)
         if members > 1:
-            work = self._run_bands if self.workers > 1 else self._run_lane
+            work = self._run_bands if plan.band_members > 1 else self._run_lane
             self.team = self.workers_pool.team(members, work, self.processes)
         self.batch_buffers: list[np.ndarray] = []  # the batch's inputs and results, for process lanes
-        if self.workers == 1 and self.processes and len(self.lanes) > 1:
-            self.inputs = shared_zeros((batch, *graph.input_shape))
+        if plan.band_members == 1 and self.processes and len(self.lanes) > 1:
+            self.inputs = shared_zeros((plan.batch, *plan.graph.input_shape))
             self.results = shared_zeros(self.result_shape)
             self.batch_buffers = [self.inputs, self.results]
 
-    def _build(self, params: Sequence[LayerParams], algorithms: dict[int, str] | None,
-               memory: _Memory) -> None:
-        graph, n = self.graph, self.chunk
-        groups = fuse(graph, self._rules()) if self.fuse else [(node,) for node in graph.nodes]
-        self.steps: list[_Step] = [STEPS[group[0].kind](group, params, n, self.algorithms, memory)
-                                   for group in groups if group[0].kind not in IDENTITY_KINDS]
+    @classmethod
+    def of(cls, graph: Graph, params: Sequence[LayerParams], batch: int, workers: Workers | None = None,
+           processes: bool | None = None, **decisions: Any) -> Executor:
+        """Plan and executor in one call (decisions: Plan.make's options). processes: in a
+        "processes" pool, True for a ProcessTeam, False for a ThreadTeam (default: processes for
+        runs of MIN_PROCESS_FLOPS or more); True without a pool: a "processes" pool."""
+        pool = workers or Workers("processes" if processes else "threads")
+        if processes is None:
+            processes = graph.flops() * batch >= MIN_PROCESS_FLOPS
+        plan = Plan.make(graph, batch, processes=processes and pool.mode == "processes", **decisions)
+        return cls(plan, params, pool)
+
+    @property
+    def algorithms(self) -> Mapping[int, Algorithm]:
+        return self.plan.algorithms
+
+    def _build(self, params: Sequence[LayerParams], memory: _Memory) -> None:
+        plan, graph, n = self.plan, self.graph, self.chunk
+        algorithms = dict(plan.algorithms)
+        self.steps: list[_Step] = [STEPS[group[0].kind](group, params, n, algorithms, memory)
+                                   for group in plan.groups if group[0].kind not in IDENTITY_KINDS]
         for step in self.steps:
-            step.arena, step.shared_slot = self.arena, self.workers == 1
+            step.arena, step.shared_slot = self.arena, plan.band_members == 1
         # Each step writes where the next one reads; a reader that does not care gets a new buffer.
         c, h, w = graph.input_shape
         first_input = self.steps[0].input if self.steps else None
@@ -713,39 +804,22 @@ class Plan:
                     reader.input = memory.zeros((n, h, w, c))
                     reader.buffers.append(reader.input)
                 target = reader.input
-            # Short maps: one band per thread, the matmuls of thinner bands lose more than caches
-            # gain; with many filters, split by filters instead (see _Conv.bind).
-            filters, rows, _ = step.nodes[0].out_shape
-            short = rows < self.parts * MIN_ROWS_PER_BAND
+            split = plan.splits[step.nodes[0].index]
             assert step.input is not None  # set above: first_input, or the previous step's target
-            if (isinstance(step, _Conv) and short and self.workers > 1
-                    and filters >= MIN_FILTERS_PER_BAND * self.workers):
-                step.bind(step.input, target, self.workers, by_filters=True)
+            if split.by_filters:
+                assert isinstance(step, _Conv)  # only convolutions split by filters (_split_of)
+                step.bind(step.input, target, split.parts, by_filters=True)
             else:
-                step.bind(step.input, target, self.workers if short else self.parts)
+                step.bind(step.input, target, split.parts)
             outputs[step.nodes[-1].index] = target
         self.last_output = self.steps[-1].out if self.steps else self.first_input
         self.phases = self._phases()
-
-    def _chunk_target(self) -> int:
-        """Images per pass by the rows the heavy convolutions multiply per image (see CHUNK)."""
-        total = self.graph.flops()
-        rows = [self.algorithms[node.index].rows(node) for node in self.graph.nodes
-                if node.kind == "convolutional" and node.layer.flops(node.in_shape, node.out_shape) >= 0.02 * total]
-        return SMALL_MAPS_CHUNK if rows and min(rows) < MIN_ROWS_PER_PASS else CHUNK
 
     def _computed(self, index: int) -> int:
         """The node whose output node `index` outputs: itself, or the one before an identity layer."""
         while self.graph.nodes[index].kind in IDENTITY_KINDS:
             index -= 1
         return index
-
-    def _rules(self) -> list[Rule]:
-        """The fusions this plan runs (see fusion.py), as far as the chosen algorithms allow."""
-        def algorithm(nodes: Group) -> Algorithm:
-            return self.algorithms[nodes[0].index]
-        return [CONV_MAXPOOL.where(lambda nodes: algorithm(nodes) is not PLAIN),
-                CONV_AVGPOOL.where(lambda nodes: algorithm(nodes) is GEMM)]
 
     def _phases(self) -> list[list[Callable[[], None]]]:
         """The steps' tasks grouped into phases, the threads meeting only between phases.
@@ -756,9 +830,9 @@ class Plan:
         phases: list[list[Callable[[], None]]] = []
         previous: _Step | None = None
         for step in self.steps:
-            if (self.parts > 1 and isinstance(step, _Conv) and step.follows_rows and isinstance(previous, _Conv)
-                    and len(getattr(previous, "row_bands", ())) > 1):
-                step.bind(step.x, step.out, self.parts, rows=previous.row_bands)
+            if (self.plan.parts > 1 and isinstance(step, _Conv) and step.follows_rows
+                    and isinstance(previous, _Conv) and len(getattr(previous, "row_bands", ())) > 1):
+                step.bind(step.x, step.out, self.plan.parts, rows=previous.row_bands)
                 phases[-1] = [_chain(first, second) for first, second in zip(phases[-1], step.tasks, strict=True)]
             elif phases and len(phases[-1]) == 1 and len(step.tasks) == 1:
                 phases[-1] = [_chain(phases[-1][0], step.tasks[0])]
@@ -812,8 +886,8 @@ class Plan:
         self._check(x)
         if self.processes and os.getpid() != self.owner:
             raise TeamError("a plan with a process team runs only in the process that built it, not in a fork")
-        with BLAS.limit(limits=1 if self.threads > 1 else self.cores, user_api="blas"):
-            if self.team is None or self.workers > 1:
+        with BLAS.limit(limits=1 if self.plan.threads > 1 else self.cores, user_api="blas"):
+            if self.team is None or self.plan.band_members > 1:
                 result = np.empty(self.result_shape, np.float32)
                 for start in range(0, self.batch, self.chunk):
                     self._load(x[start:start + self.chunk])
@@ -842,7 +916,7 @@ class Plan:
 
     def run_layers(self, x: np.ndarray) -> list[np.ndarray]:
         """Every layer's output in NCHW (a plan built with fuse=False: fused layers have no own output)."""
-        if self.fuse:
+        if self.plan.fused:
             raise ValueError("run_layers needs a plan built with fuse=False")
         self._check(x)
         kept: dict[int, list[np.ndarray]] = {}
@@ -866,18 +940,18 @@ class PlannedProgram(Program):
 
     def __init__(self, graph: Graph, params: Sequence[LayerParams], batch: int, workers: Workers | None = None):
         self.graph, self.params, self.batch, self.workers = graph, params, batch, workers
-        self.plan = Plan(graph, params, batch, workers=workers)
-        self._unfused: Plan | None = None
+        self.executor = Executor.of(graph, params, batch, workers)
+        self._unfused: Executor | None = None
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        if self.plan.owner != os.getpid():
-            # A fork of the process that built the plan (a multiprocessing worker, say): the plan's
+        if self.executor.owner != os.getpid():
+            # A fork of the process that built the executor (a multiprocessing worker, say): its
             # shared memory belongs to that process and its helpers, so this one gets its own.
-            self.plan = Plan(self.graph, self.params, self.batch, workers=self.workers)
-        return self.plan.run(x)
+            self.executor = Executor(self.executor.plan, self.params, self.workers)
+        return self.executor.run(x)
 
     def run_layers(self, x: np.ndarray) -> list[np.ndarray]:
         if self._unfused is None:
-            self._unfused = Plan(self.graph, self.params, self.batch, fuse=False, processes=False,
-                                workers=self.workers)
+            self._unfused = Executor.of(self.graph, self.params, self.batch, self.workers, processes=False,
+                                        fuse=False)
         return self._unfused.run_layers(x)
