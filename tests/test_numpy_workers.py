@@ -151,7 +151,16 @@ def test_parallel_mode_from_the_environment_and_bad_modes(tiny, monkeypatch):
 
 
 @needs_processes
-def test_cli_parallel_option(tiny, capsys):
+def test_cli_parallel_option(tiny, shared, capsys):
+    dog = str(shared / "images" / "dog.jpg")
+    for command in ("classify", "valid"):
+        args = [command, str(tiny[0]), str(tiny[1]), "--backend", "numpy", "--parallel", "fibres"]
+        args += [dog] if command == "classify" else [str(shared / "images"), "--labels", dog]
+        assert main(args) == 1
+        assert ("parallel=fibres: backend 'numpy' offers the parallel modes threads, processes"
+                in capsys.readouterr().err)
+    assert main(["classify", str(tiny[0]), str(tiny[1]), dog, "--backend", "numpy", "--parallel", "processes"]) == 0
+    assert capsys.readouterr().out.count("\n") == 6  # the image's line and its top 5
     assert main(["bench", str(tiny[0]), str(tiny[1]), "--backend", "numpy", "--parallel", "processes",
                  "--runs", "2", "--warmup", "1"]) == 0
     assert "numpy/processes" in capsys.readouterr().out
