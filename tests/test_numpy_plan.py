@@ -579,3 +579,20 @@ def test_the_plan_is_immutable_decisions_and_executors_run_it():
     first, second = Executor(plan, params), Executor(plan, params)
     assert first.steps[0] is not second.steps[0]
     np.testing.assert_array_equal(first.run(x), second.run(x))
+
+
+@pytest.mark.parametrize("filters", [1, 3])
+def test_shortcut_between_different_channel_counts_sums_the_overlap(filters):
+    # The source has 2 channels, the input 1 or 3: Darknet adds the channels both have.
+    graph = graph_from_text("[net]\nchannels=2\nheight=3\nwidth=3\n\n[maxpool]\nsize=1\nstride=1\n\n"
+                            f"[convolutional]\nfilters={filters}\nsize=1\n\n[shortcut]\nfrom=0\n")
+    params = fold_params(graph, random_params(graph, 0))
+    x = _x(1, graph)
+    np.testing.assert_allclose(Executor.of(graph, params, 1).run(x), NumpyProgram(graph, params).run(x),
+                               rtol=1e-6, atol=1e-7)
+
+
+def test_a_route_through_layers_that_compute_nothing_reads_the_input():
+    graph = graph_from_text("[net]\nchannels=2\nheight=3\nwidth=2\n\n[cost]\n\n[dropout]\n\n[route]\nlayers=1\n")
+    x = _x(2, graph)
+    np.testing.assert_array_equal(Executor.of(graph, [{}] * 3, 2).run(x), x)

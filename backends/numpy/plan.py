@@ -533,7 +533,7 @@ class _Shortcut(_Step):
         c, h, w = self.nodes[0].in_shape
         source = self.sources[0]
         overlap = self.layer.overlap((c, h, w), (source.shape[3], *source.shape[1:3]))
-        self.whole = overlap[3:] == (1, 1) and overlap[:3] == (c, h, w)
+        self.whole = source.shape[1:] == (h, w, c)  # else Darknet's overlap: fewer channels, sampling
         self.plain_sum = self.layer.alpha == 1 and self.layer.beta == 1
         bands = _split(h, parts) if self.whole else [(0, h)]
         self.temps = [np.empty(out[:, r0:r1].shape, np.float32) if self.layer.activation == "leaky" else None
@@ -792,7 +792,9 @@ class Executor:
                 self.steps[0].input = first_input
         self.first_input: np.ndarray = first_input
         self.first_layout = self.steps[0].layout if self.steps else "nhwc"
-        outputs: dict[int, np.ndarray] = {}  # node index -> where its output is (NHWC), for sources
+        # Node index -> where its output is (NHWC), for sources; -1: the input (where layers that
+        # compute nothing lead a source back to it, the first step reads it in NHWC).
+        outputs: dict[int, np.ndarray] = {-1: first_input}
         for step, reader in zip(self.steps, self.steps[1:] + [None], strict=False):
             step.sources = tuple(outputs[self._computed(index)] for index in step.nodes[0].sources)
             c, h, w = step.nodes[-1].out_shape
@@ -816,8 +818,9 @@ class Executor:
         self.phases = self._phases()
 
     def _computed(self, index: int) -> int:
-        """The node whose output node `index` outputs: itself, or the one before an identity layer."""
-        while self.graph.nodes[index].kind in IDENTITY_KINDS:
+        """The node whose output node `index` outputs: itself, or the one before an identity layer
+        (-1: the input)."""
+        while index >= 0 and self.graph.nodes[index].kind in IDENTITY_KINDS:
             index -= 1
         return index
 
