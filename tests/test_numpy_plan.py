@@ -538,9 +538,11 @@ activation=linear
 """
 
 
+@pytest.mark.parametrize("pool", ["size=2\nstride=2", "size=3\nstride=2"])  # 3x3 pads: a -FLT_MAX copy per band
 @pytest.mark.parametrize("processes", TEAM_KINDS)
-def test_short_maps_with_many_filters_split_by_filters_at_batch_1(processes):
-    graph = graph_from_text(SMALL_MAPS_MANY_FILTERS)
+def test_short_maps_with_many_filters_split_by_filters_at_batch_1(processes, pool):
+    graph = graph_from_text(SMALL_MAPS_MANY_FILTERS.replace("[maxpool]\nsize=2\nstride=2", f"[maxpool]\n{pool}"))
+    assert graph.nodes[2].layer.size == int(pool[5])
     params = fold_params(graph, random_params(graph, 4))
     plan = Executor.of(graph, params, 1, threads=2, processes=processes)
     convs = [step for step in plan.steps if hasattr(step, "bands")]

@@ -122,6 +122,10 @@ def test_processes_when_asked_one_pool_per_network_and_released_by_close(tiny):
         np.testing.assert_allclose(net.predict(x1), want1, rtol=1e-5, atol=1e-7)  # forks again
         assert len(_children() - before) <= cores - 1
     assert _children() == before  # reaped by close()
+    np.testing.assert_allclose(net.predict(x1), want1, rtol=1e-5, atol=1e-7)  # a closed network starts anew
+    assert len(_children() - before) >= 1
+    net.close()
+    assert _children() == before
 
 
 @needs_processes

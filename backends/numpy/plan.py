@@ -367,7 +367,7 @@ class _ConvBand:
         if step.pool is not None:
             self.pooled = take((n, q1 - q0, step.out.shape[2], f))
             if whole:
-                self.scratch = _pool_scratch(n, step.node.out_shape, step.pool, take)
+                self.scratch = _pool_scratch(n, (f, oh, ow), step.pool, take)
             pool = step.pool.layer_as(Maxpool)
             if (not isinstance(step.algorithm, Winograd) and self.scratch is None and pool.size == pool.stride == 2
                     and 2 * (q1 - q0) <= self.rows and 2 * step.out.shape[2] <= ow):
