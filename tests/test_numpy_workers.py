@@ -44,7 +44,10 @@ def _children() -> set[int]:
     """This process's live child processes (from /proc)."""
     pids: set[int] = set()
     for task in Path(f"/proc/{os.getpid()}/task").iterdir():
-        pids |= {int(pid) for pid in (task / "children").read_text().split()}
+        try:
+            pids |= {int(pid) for pid in (task / "children").read_text().split()}
+        except FileNotFoundError:
+            pass  # a thread that ended meanwhile
     return pids
 
 
