@@ -1,16 +1,24 @@
-"""Images/s of tdn's batched pipeline for 1, 4 and 16 decode workers.
+"""Images/s of tdn's batched pipeline for 1, 4 and 16 decode workers, and `tdn classify` against
+`tdn bench`.
 
 Two measurements over the same generated JPEGs (640x480, like photos):
 - decode + preprocess only (tdn.pipeline.prepared), the part the worker threads do;
 - end to end with Tiny Darknet (random weights) on the chosen backend, --batch 8, letterbox.
 The 0-worker run (everything in the calling thread) is the peer each ratio refers to.
 
+With --versus-bench CFG[,CFG...]: `tdn classify DIR --batch B --resize letterbox` over --images
+JPEGs (load, decode, preprocess and compute, timed from the command's start to its end, in this
+process) against the images/s of `tdn bench --batch B` for the same network at the same input size,
+alternated --rounds times; the ratio is classify's median images/s over bench's.
+
     python benchmarks/pipeline_throughput.py [--images 48] [--backend numpy] [--out FILE]
+    python benchmarks/pipeline_throughput.py --versus-bench cfg/tiny.cfg --images 256 --batch 8
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import tempfile
@@ -20,11 +28,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from tdn.cli import main as cli
 from tdn.graph import load_graph
 from tdn.network import Network
 from tdn.pipeline import prepared
 from tdn.plugins import registry
-from tdn.weights import random_params
+from tdn.weights import random_params, write_weights
 
 REPO = Path(__file__).resolve().parent.parent
 WORKERS = (0, 1, 4, 16)
@@ -49,12 +58,51 @@ def rate(count: int, run) -> float:
     return count / (time.perf_counter() - start)
 
 
+def versus_bench(cfgs: list[str], count: int, batch: int, rounds: int, parallel: str | None) -> list[str]:
+    """classify's images/s over bench's, per cfg (see the module docstring)."""
+    extra = ["--parallel", parallel] if parallel else []
+    lines = [f"tdn classify DIR ({count} JPEGs 640x480, letterbox) against tdn bench, batch {batch}, "
+             f"numpy backend{' in ' + parallel + ' mode' if parallel else ''}, median of {rounds} alternated runs",
+             "", f"{'cfg':<18} {'classify img/s':>14} {'bench img/s':>11} {'ratio':>6}"]
+    with tempfile.TemporaryDirectory() as folder, tempfile.TemporaryDirectory() as work:
+        make_images(Path(folder), count)
+        for cfg in cfgs:
+            graph = load_graph(cfg)
+            weights = Path(work) / "random.weights"
+            write_weights(weights, graph, random_params(graph, seed=1))
+            out, report = Path(work) / "out.txt", Path(work) / "bench.json"
+            classify, bench = [], []
+            for _ in range(rounds):
+                start = time.perf_counter()
+                assert cli(["classify", cfg, str(weights), folder, "--batch", str(batch), "--resize",
+                            "letterbox", "--backend", "numpy", "--output", str(out), *extra]) == 0
+                classify.append(count / (time.perf_counter() - start))
+                assert cli(["bench", cfg, "--backend", "numpy", "--batch", str(batch), "--size",
+                            f"{graph.net.width}x{graph.net.height}", "--runs", str(max(3, count // batch // 4)),
+                            "--json", str(report), *extra]) == 0
+                bench.append(json.loads(report.read_text())["results"][0]["images_per_second"])
+            lines.append(f"{Path(cfg).name:<18} {np.median(classify):14.1f} {np.median(bench):11.1f} "
+                         f"{np.median(classify) / np.median(bench):6.2f}")
+            print(lines[-1], flush=True)
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=48)
     parser.add_argument("--backend", default="numpy")
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--versus-bench", metavar="CFGS", help="comma-separated cfg files")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--parallel", help="the numpy backend's parallel mode (default: its own)")
     args = parser.parse_args()
+    if args.versus_bench:
+        text = "\n".join(versus_bench(args.versus_bench.split(","), args.images, args.batch, args.rounds,
+                                      args.parallel)) + "\n"
+        if args.out:
+            args.out.write_text(text)
+        return
     graph = load_graph(REPO / "cfg" / "tiny.cfg")
     net = Network(graph, random_params(graph, seed=1), registry().get(args.backend))
     lines = [f"tdn pipeline throughput: {args.images} JPEGs 640x480, Tiny Darknet (random weights), "

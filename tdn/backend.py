@@ -46,6 +46,17 @@ class Backend(abc.ABC):
     folded_batchnorm: bool = True
     """prepare() gets batch-norm folded into weights and biases; False: the arrays as stored."""
 
+    parallel_modes: tuple[str, ...] = ()
+    """The ways it offers of using the other CPU cores (tdn.load(parallel=)), first the default."""
+
+    def open(self, parallel: str | None) -> Backend:
+        """The backend as one Network uses it, holding that Network's resources (a worker pool
+        in `parallel` mode, one of parallel_modes) until close(); by default the backend itself."""
+        return self
+
+    def close(self) -> None:  # noqa: B027 - optional: most backends acquire nothing in open()
+        """Release what open() acquired (a no-op by default)."""
+
     def unavailable_reason(self) -> str | None:
         """None when the backend can run here, else one line saying why not."""
         return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -19,8 +20,20 @@ from tdn.weights import RawParams, fold_params, read_weights
 PROGRAMS_KEPT = 8
 
 
+PARALLEL_VARIABLE = "TDN_PARALLEL"
+
+
 class Network:
-    def __init__(self, graph: Graph, params: RawParams, backend: Backend, precision: str | None = None):
+    """Not thread-safe: one caller at a time (the programs' buffers are reused from run to run).
+
+    parallel: how the backend uses the other cores, one of backend.parallel_modes (the numpy
+    backend: "threads", the default, or "processes"); default: $TDN_PARALLEL, else the backend's
+    first. Resources it holds (threads, helper processes) are released by close(), by leaving a
+    `with` block, or when the Network is garbage collected.
+    """
+
+    def __init__(self, graph: Graph, params: RawParams, backend: Backend, precision: str | None = None,
+                 parallel: str | None = None):
         precision = precision or backend.precisions[0]
         if precision not in backend.precisions:
             raise BackendError(f"backend '{backend.name}' does not offer precision {precision} "
@@ -30,10 +43,39 @@ class Network:
             raise BackendError(f"backend '{backend.name}' cannot run layer type(s) "
                                f"{', '.join(unsupported)} of {graph.source}")
         self.graph = graph
-        self.backend = backend
         self.precision = precision
+        self.parallel = self._parallel_mode(backend, parallel)
+        try:
+            self.backend = backend.open(self.parallel)
+        except ValueError as error:  # a mode this machine cannot run, such as processes off x86-64
+            raise BackendError(f"backend '{backend.name}': {error}") from None
         self.params: list[LayerParams] = fold_params(graph, params) if backend.folded_batchnorm else params
         self._programs: OrderedDict[tuple[int, int, int], Program] = OrderedDict()
+
+    @staticmethod
+    def _parallel_mode(backend: Backend, parallel: str | None) -> str | None:
+        """The mode asked for (argument, else environment), checked; None: the backend's default."""
+        asked, where = parallel, "parallel"
+        if asked is None and os.environ.get(PARALLEL_VARIABLE):
+            asked, where = os.environ[PARALLEL_VARIABLE], PARALLEL_VARIABLE
+        if asked is None:
+            return None
+        if asked not in backend.parallel_modes:
+            offered = ", ".join(backend.parallel_modes) or "none: it has one way"
+            raise BackendError(f"{where}={asked}: backend '{backend.name}' offers the parallel modes {offered}")
+        return asked
+
+    def close(self) -> None:
+        """Release the programs and the backend's threads or helper processes (a later call
+        starts new ones)."""
+        self._programs.clear()
+        self.backend.close()
+
+    def __enter__(self) -> Network:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -105,10 +147,11 @@ class Network:
 
 
 def load(cfg: str | Path, weights: str | Path, backend: str | Backend = "auto",
-         precision: str | None = None) -> Network:
+         precision: str | None = None, parallel: str | None = None) -> Network:
     """Read a Darknet cfg and weights file and bind them to a backend ("auto": the best available)
-    computing in `precision` (default: the backend's first, fp32 for the built-in ones)."""
+    computing in `precision` (default: the backend's first, fp32 for the built-in ones), using
+    the other cores in `parallel` mode (see Network)."""
     graph = load_graph(cfg)
     _, params = read_weights(weights, graph)
     chosen = backend if isinstance(backend, Backend) else registry().get(backend)
-    return Network(graph, params, chosen, precision)
+    return Network(graph, params, chosen, precision, parallel)

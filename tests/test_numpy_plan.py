@@ -6,22 +6,27 @@ algorithm reorders float32 sums and Winograd F(4x4) multiplies by constants up t
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import numpy as np
 import pytest
-from tdn.backends.numpy.backend import NumpyProgram
+from tdn.backends.numpy.algorithms import GEMM, NCHW, PLAIN, Winograd, choose
+from tdn.backends.numpy.backend import NumpyBackend, NumpyProgram
 from tdn.backends.numpy.cores import available_cores
 from tdn.backends.numpy.memory import shared_zeros
 from tdn.backends.numpy.plan import (
     BANDS_PER_THREAD,
     MIN_BANDS,
     MIN_PROCESS_FLOPS,
+    PLANNED_KINDS,
+    SMALL_MAPS_CHUNK,
+    Executor,
     Plan,
     PlannedProgram,
-    choose_algorithm,
 )
 from tdn.backends.numpy.team import PROCESSES_AVAILABLE, ProcessTeam, TeamError, ThreadTeam
+from tdn.backends.numpy.workers import Workers
 from threadpoolctl import threadpool_info
 
 from tdn.graph import graph_from_text, load_graph
@@ -104,8 +109,8 @@ def test_every_3x3_algorithm_matches_the_plain_path(algorithm, h, w):
     x = _x(2, graph)
     forced = {node.index: algorithm for node in graph.nodes
               if node.kind == "convolutional" and node.layer.size == 3 and node.layer.stride == 1}
-    plan = Plan(graph, params, 2, algorithms=forced)
-    assert {plan.algorithms[i] for i in forced} == {algorithm}
+    plan = Executor.of(graph, params, 2, algorithms=forced)
+    assert {plan.algorithms[i].name for i in forced} == {algorithm}
     np.testing.assert_allclose(plan.run(x), NumpyProgram(graph, params).run(x),
                                rtol=PROBABILITY_RTOL, atol=PROBABILITY_ATOL,
                                err_msg=f"{algorithm} at {h}x{w}")
@@ -127,25 +132,25 @@ def test_unfused_plan_matches_every_layer_of_the_plain_path():
 def test_fused_plan_refuses_run_layers():
     graph, params = _network(8, 8)
     with pytest.raises(ValueError, match="fuse=False"):
-        Plan(graph, params, 1).run_layers(_x(1, graph))
+        Executor.of(graph, params, 1).run_layers(_x(1, graph))
 
 
 def test_grouped_convolution_takes_the_plain_algorithm():
     graph = graph_from_text("[net]\nchannels=4\nheight=6\nwidth=7\n\n[convolutional]\nfilters=8\n"
                             "size=3\nstride=1\npad=1\ngroups=2\nactivation=leaky\n\n[maxpool]\nsize=2\nstride=2\n")
     params = fold_params(graph, random_params(graph))
-    plan = Plan(graph, params, 2)
-    assert plan.algorithms == {0: "plain"}
+    plan = Executor.of(graph, params, 2)
+    assert plan.algorithms == {0: PLAIN}
     x = _x(2, graph)
     np.testing.assert_allclose(plan.run(x), NumpyProgram(graph, params).run(x), rtol=1e-5, atol=1e-6)
 
 
 def test_algorithm_choice_by_shape():
     graph = load_graph(REPO / "cfg" / "tiny.cfg")
-    chosen = {node.index: choose_algorithm(node) for node in graph.nodes if node.kind == "convolutional"}
-    assert chosen[0] == "nchw"  # 3 input channels: too few for Winograd; the image arrives NCHW
-    assert {chosen[i] for i in chosen if graph.nodes[i].layer.size == 1} == {"gemm"}
-    assert all(chosen[i].startswith("winograd") for i in chosen if i and graph.nodes[i].layer.size == 3)
+    chosen = {node.index: choose(node) for node in graph.nodes if node.kind == "convolutional"}
+    assert chosen[0] is NCHW  # 3 input channels: too few for Winograd; the image arrives NCHW
+    assert {chosen[i] for i in chosen if graph.nodes[i].layer.size == 1} == {GEMM}
+    assert all(isinstance(chosen[i], Winograd) for i in chosen if i and graph.nodes[i].layer.size == 3)
 
 
 def test_tiny_darknet_probabilities_match_the_plain_path(shared):
@@ -176,7 +181,7 @@ def test_numpy_backend_uses_the_plan_and_numpy_exact_keeps_its_own_path(shared):
 @pytest.mark.parametrize("threads", [1, 2])
 def test_blas_threads_never_exceed_the_cores_during_a_run(threads, processes):
     graph, params = _network(16, 16)
-    plan = Plan(graph, params, 1, threads=threads, processes=processes)
+    plan = Executor.of(graph, params, 1, threads=threads, processes=processes)
     seen = shared_zeros((2,), np.int64)  # what the first band's and the last band's BLAS may use
     tasks = plan.phases[0]
     assert len(tasks) >= 2  # with a process team, the caller runs the first band and the helper the last
@@ -196,7 +201,7 @@ def test_blas_threads_never_exceed_the_cores_during_a_run(threads, processes):
 
 def test_plan_reports_its_buffers():
     graph, params = _network(16, 16)
-    one, four = Plan(graph, params, 1), Plan(graph, params, 4)
+    one, four = Executor.of(graph, params, 1), Executor.of(graph, params, 4)
     c, h, w = graph.input_shape
     assert one.nbytes > 4 * c * h * w
     assert four.nbytes > one.nbytes
@@ -205,7 +210,7 @@ def test_plan_reports_its_buffers():
 def test_plan_rejects_another_input_shape():
     graph, params = _network(8, 8)
     with pytest.raises(ValueError, match="this plan runs"):
-        Plan(graph, params, 2).run(_x(1, graph))
+        Executor.of(graph, params, 2).run(_x(1, graph))
 
 
 @pytest.mark.parametrize("processes", TEAM_KINDS)
@@ -216,7 +221,7 @@ def test_bands_and_lanes_match_the_plain_path(threads, batch, processes):
     # `threads` lanes. 56 rows: the first layer's map is tall enough for the most bands.
     graph, params = _network(56, 18)
     x = _x(batch, graph)
-    plan = Plan(graph, params, batch, threads=threads, processes=processes)
+    plan = Executor.of(graph, params, batch, threads=threads, processes=processes)
     assert len(plan.lanes) == (min(threads, batch) if batch > 1 else 1)
     team = {True: ProcessTeam, False: ThreadTeam}[processes]
     assert isinstance(plan.team, team) if threads > 1 else plan.team is None
@@ -229,7 +234,7 @@ def test_bands_and_lanes_match_the_plain_path(threads, batch, processes):
 @pytest.mark.parametrize("processes", TEAM_KINDS)
 def test_a_failing_band_raises_its_own_error_and_the_plan_still_runs(processes):
     graph, params = _network(16, 16)
-    plan = Plan(graph, params, 1, threads=2, processes=processes)
+    plan = Executor.of(graph, params, 1, threads=2, processes=processes)
     original = plan.phases[0][-1]  # a process team's helper runs the last band
 
     def failing():
@@ -253,7 +258,7 @@ def test_tiny_darknet_224_probabilities_match_the_plain_path_at_batch_1_and_2(sh
     x = np.concatenate([x, x[:, :, ::-1]])
     want = NumpyProgram(graph, params).run(x)
     for batch in (1, 2):
-        got = np.concatenate([Plan(graph, params, batch).run(x[i:i + batch]) for i in range(0, 2, batch)])
+        got = np.concatenate([Executor.of(graph, params, batch).run(x[i:i + batch]) for i in range(0, 2, batch)])
         np.testing.assert_allclose(got, want, rtol=PROBABILITY_RTOL, atol=PROBABILITY_ATOL)
 
 
@@ -287,7 +292,7 @@ activation={activation}
 def test_a_linear_1x1_convolution_before_the_average_pool_runs_on_the_averaged_pixel(activation, batch):
     graph = graph_from_text(HEAD.format(activation=activation))
     params = fold_params(graph, random_params(graph, 3))
-    plan = Plan(graph, params, batch, threads=2)
+    plan = Executor.of(graph, params, batch, threads=2)
     # Averaging first is exact only for a linear activation: leaky keeps its own steps.
     averaged = [step for step in plan.steps if [n.kind for n in step.nodes] == ["convolutional", "avgpool"]]
     assert len(averaged) == (1 if activation == "linear" else 0)
@@ -298,7 +303,7 @@ def test_a_linear_1x1_convolution_before_the_average_pool_runs_on_the_averaged_p
 
 def test_a_1x1_convolution_runs_in_the_bands_of_the_layer_before_it():
     graph, params = _network(20, 18)  # an even height: the 2x2 pool's windows tile the rows
-    plan = Plan(graph, params, 1, threads=2)
+    plan = Executor.of(graph, params, 1, threads=2)
     first, pointwise = plan.steps[0], plan.steps[1]  # 3x3 + max pool, then the 1x1
     assert pointwise.nodes[0].layer.size == 1
     assert pointwise.row_bands == first.row_bands and len(first.row_bands) > 1
@@ -314,9 +319,9 @@ def test_bands_share_working_memory_only_when_they_never_run_at_once(batch):
     # batch 1: the bands of one phase run at once and need their own slots; a later step's band
     # reuses its index's slot. batch 3: each lane runs its bands one after another, all in slot 0.
     graph, params = _network(56, 18)
-    plan = Plan(graph, params, batch, threads=2)
+    plan = Executor.of(graph, params, batch, threads=2)
     assert plan.arena.fits
-    assert len(plan.arena.memory) == (plan.parts if batch == 1 else 1)
+    assert len(plan.arena.memory) == (plan.plan.parts if batch == 1 else 1)
     first, later = plan.steps[0].bands, plan.steps[2].bands  # a 3x3 + pool, then a Winograd 3x3
 
     def slots(band):
@@ -330,21 +335,23 @@ def test_bands_share_working_memory_only_when_they_never_run_at_once(batch):
 
 
 @pytest.mark.skipif(not PROCESSES_AVAILABLE, reason="process teams need Linux on x86-64")
-def test_processes_by_default_only_for_runs_worth_a_fork():
+def test_threads_by_default_and_processes_in_a_processes_pool_only_for_runs_worth_a_fork():
     small, params = _network(16, 16)
     assert small.flops() < MIN_PROCESS_FLOPS
-    assert isinstance(Plan(small, params, 1, threads=2).team, ThreadTeam)
+    pool = Workers("processes")
+    assert isinstance(Executor.of(small, params, 1, threads=2, workers=pool).team, ThreadTeam)
     tiny = load_graph(REPO / "cfg" / "tiny.cfg")
     assert tiny.flops() >= MIN_PROCESS_FLOPS
     tiny_params = fold_params(tiny, random_params(tiny, 1))
-    assert isinstance(Plan(tiny, tiny_params, 1, threads=2).team, ProcessTeam)
-    assert isinstance(Plan(tiny, tiny_params, 1, threads=2, processes=False).team, ThreadTeam)
+    assert isinstance(Executor.of(tiny, tiny_params, 1, threads=2).team, ThreadTeam)
+    assert isinstance(Executor.of(tiny, tiny_params, 1, threads=2, workers=pool).team, ProcessTeam)
+    assert isinstance(Executor.of(tiny, tiny_params, 1, threads=2, processes=False, workers=pool).team, ThreadTeam)
 
 
 @pytest.mark.skipif(not PROCESSES_AVAILABLE, reason="process teams need Linux on x86-64")
 def test_lanes_share_the_arrays_derived_from_the_weights():
     graph, params = _network(56, 18)
-    plan = Plan(graph, params, 3, threads=2, processes=True)
+    plan = Executor.of(graph, params, 3, threads=2, processes=True)
     shared = [name for own, lane in zip(plan.steps, plan.lanes[1].steps, strict=True)
               for name in ("matrix", "kernel") if hasattr(own, name) and getattr(lane, name) is getattr(own, name)]
     assert shared.count("matrix") >= 2 and shared.count("kernel") >= 1  # the 1x1s and first layer; a Winograd 3x3
@@ -361,21 +368,233 @@ def test_a_fork_of_the_process_gets_its_own_plan_and_leaves_the_parents_alone():
     x = _x(1, graph)
     want = NumpyProgram(graph, params).run(x)
     program = PlannedProgram(graph, params, 1)
-    program.plan = Plan(graph, params, 1, threads=2, processes=True)
+    program.executor = Executor.of(graph, params, 1, threads=2, processes=True)
     np.testing.assert_allclose(program.run(x), want, rtol=PROBABILITY_RTOL, atol=PROBABILITY_ATOL)
-    parents_plan = program.plan
+    parents_executor = program.executor
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: report whether its run matched, then leave without cleaning up
         try:
             with pytest.raises(TeamError, match="not in a fork"):
-                parents_plan.run(x)
+                parents_executor.run(x)
             ok = np.allclose(program.run(x), want, rtol=PROBABILITY_RTOL, atol=PROBABILITY_ATOL)
-            os.write(write, b"1" if ok and program.plan is not parents_plan else b"0")
+            os.write(write, b"1" if ok and program.executor is not parents_executor else b"0")
         finally:
             os._exit(0)
     os.close(write)
     assert os.read(read, 1) == b"1"
     os.waitpid(pid, 0)
     np.testing.assert_allclose(program.run(x), want, rtol=PROBABILITY_RTOL, atol=PROBABILITY_ATOL)
-    assert program.plan is parents_plan
+    assert program.executor is parents_executor
+
+
+# Every kind the zoo adds: shortcuts (same shapes, and Darknet's sampling between shapes, alpha and
+# beta), routes with groups, a crop, an upsample, a standalone batch norm and connected layers.
+ZOO_KINDS = """
+[net]
+channels=3
+height=20
+width=20
+
+[crop]
+crop_height=18
+crop_width=18
+flip=0
+
+[convolutional]
+batch_normalize=1
+filters=8
+size=3
+stride=1
+pad=1
+activation=leaky
+
+[convolutional]
+filters=8
+size=1
+stride=1
+activation=linear
+
+[shortcut]
+from=-2
+activation=leaky
+
+[convolutional]
+filters=16
+size=3
+stride=2
+pad=1
+activation=relu
+
+[shortcut]
+from=-3
+alpha=0.5
+beta=2
+activation=linear
+
+[route]
+layers=-1,-2
+groups=2
+group_id=1
+
+[upsample]
+stride=2
+
+[batchnorm]
+
+[maxpool]
+size=2
+stride=2
+
+[convolutional]
+filters=12
+size=3
+stride=1
+pad=1
+activation=leaky
+
+[maxpool]
+size=2
+stride=2
+
+[connected]
+output=10
+activation=leaky
+
+[dropout]
+probability=.5
+
+[connected]
+output=7
+activation=linear
+
+[softmax]
+"""
+
+
+@pytest.mark.parametrize("processes", TEAM_KINDS)
+@pytest.mark.parametrize("batch", [1, 3])
+def test_every_zoo_kind_runs_in_the_plan_and_matches_the_plain_path(batch, processes):
+    graph = graph_from_text(ZOO_KINDS)
+    params = fold_params(graph, random_params(graph, 2))
+    program = NumpyBackend().prepare(graph, params, batch, "fp32")
+    assert isinstance(program, PlannedProgram)
+    plan = Executor.of(graph, params, batch, threads=2, processes=processes)
+    assert {type(step).__name__ for step in plan.steps} >= {"_Shortcut", "_Connected", "_Layer", "_Conv"}
+    x = _x(batch, graph)
+    np.testing.assert_allclose(plan.run(x), NumpyProgram(graph, params).run(x),
+                               rtol=PROBABILITY_RTOL, atol=PROBABILITY_ATOL)
+    unfused = PlannedProgram(graph, params, batch).run_layers(x)
+    for node, got, want in zip(graph.nodes, unfused, NumpyProgram(graph, params).run_layers(x), strict=True):
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * float(np.abs(want).max()),
+                                   err_msg=f"layer {node.index} {node.kind}")
+
+
+@pytest.mark.parametrize("name", ["tiny", "darknet", "extraction", "darknet19", "darknet19_448", "darknet53",
+                                  "resnet18", "resnet50", "alexnet", "vgg-16"])
+def test_every_zoo_network_runs_planned(shared, name):
+    graph = load_graph(shared / "cfg" / f"{name}.cfg")
+    assert {node.kind for node in graph.nodes} <= PLANNED_KINDS
+
+
+SMALL_MAPS_MANY_FILTERS = """
+[net]
+channels=8
+height=12
+width=12
+
+[convolutional]
+filters=256
+size=3
+stride=2
+pad=1
+activation=leaky
+
+[convolutional]
+filters=256
+size=3
+stride=1
+pad=1
+activation=leaky
+
+[maxpool]
+size=2
+stride=2
+
+[convolutional]
+filters=300
+size=1
+stride=1
+activation=relu
+
+[convolutional]
+filters=260
+size=3
+stride=1
+pad=1
+activation=linear
+
+[avgpool]
+"""
+
+
+@pytest.mark.parametrize("pool", ["size=2\nstride=2", "size=3\nstride=2"])  # 3x3 pads: a -FLT_MAX copy per band
+@pytest.mark.parametrize("processes", TEAM_KINDS)
+def test_short_maps_with_many_filters_split_by_filters_at_batch_1(processes, pool):
+    graph = graph_from_text(SMALL_MAPS_MANY_FILTERS.replace("[maxpool]\nsize=2\nstride=2", f"[maxpool]\n{pool}"))
+    assert graph.nodes[2].layer.size == int(pool[5])
+    params = fold_params(graph, random_params(graph, 4))
+    plan = Executor.of(graph, params, 1, threads=2, processes=processes)
+    convs = [step for step in plan.steps if hasattr(step, "bands")]
+    assert len(convs) == 4
+    for step in convs:
+        widths = [band.out.shape[-1] for band in step.bands]
+        assert len(widths) == 2 and sum(widths) == step.nodes[0].out_shape[0]
+        assert all(band.out.shape[1] == step.out.shape[1] for band in step.bands)  # whole maps
+    x = _x(1, graph)
+    np.testing.assert_allclose(plan.run(x), NumpyProgram(graph, params).run(x), rtol=1e-5, atol=1e-6)
+
+
+def test_networks_heavy_on_small_maps_take_several_images_per_pass():
+    graph = graph_from_text(SMALL_MAPS_MANY_FILTERS)
+    params = fold_params(graph, random_params(graph, 4))
+    plan = Executor.of(graph, params, 8, threads=2)
+    assert plan.chunk == SMALL_MAPS_CHUNK and len(plan.lanes) == 2
+    assert Executor.of(graph, params, 4, threads=2).chunk == 2  # each member still gets a pass
+    x = _x(8, graph)
+    np.testing.assert_allclose(plan.run(x), NumpyProgram(graph, params).run(x), rtol=1e-5, atol=1e-6)
+    tiny = load_graph(REPO / "cfg" / "tiny.cfg")
+    assert Executor.of(tiny, fold_params(tiny, random_params(tiny, 1)), 8, threads=2).chunk == 1
+
+
+def test_the_plan_is_immutable_decisions_and_executors_run_it():
+    graph = graph_from_text(SMALL_MAPS_MANY_FILTERS)
+    params = fold_params(graph, random_params(graph, 4))
+    plan = Plan.make(graph, 1, threads=2)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        plan.chunk = 2  # type: ignore[misc]
+    assert not any(isinstance(value, np.ndarray) for value in vars(plan).values())
+    assert [tuple(node.kind for node in group) for group in plan.groups][:2] == [
+        ("convolutional",), ("convolutional", "maxpool")]
+    assert [plan.splits[group[0].index].by_filters for group in plan.groups] == [True, True, True, True, False]
+    x = _x(1, graph)
+    first, second = Executor(plan, params), Executor(plan, params)
+    assert first.steps[0] is not second.steps[0]
+    np.testing.assert_array_equal(first.run(x), second.run(x))
+
+
+@pytest.mark.parametrize("filters", [1, 3])
+def test_shortcut_between_different_channel_counts_sums_the_overlap(filters):
+    # The source has 2 channels, the input 1 or 3: Darknet adds the channels both have.
+    graph = graph_from_text("[net]\nchannels=2\nheight=3\nwidth=3\n\n[maxpool]\nsize=1\nstride=1\n\n"
+                            f"[convolutional]\nfilters={filters}\nsize=1\n\n[shortcut]\nfrom=0\n")
+    params = fold_params(graph, random_params(graph, 0))
+    x = _x(1, graph)
+    np.testing.assert_allclose(Executor.of(graph, params, 1).run(x), NumpyProgram(graph, params).run(x),
+                               rtol=1e-6, atol=1e-7)
+
+
+def test_a_route_through_layers_that_compute_nothing_reads_the_input():
+    graph = graph_from_text("[net]\nchannels=2\nheight=3\nwidth=2\n\n[cost]\n\n[dropout]\n\n[route]\nlayers=1\n")
+    x = _x(2, graph)
+    np.testing.assert_array_equal(Executor.of(graph, [{}] * 3, 2).run(x), x)

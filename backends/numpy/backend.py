@@ -10,30 +10,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from tdn.backends.numpy import darknet_order
-from tdn.backends.numpy.activations import activate
-from tdn.backends.numpy.batchnorm import batchnorm
-from tdn.backends.numpy.connected import connected
-from tdn.backends.numpy.convolution import convolve
-from tdn.backends.numpy.crop import crop
+from tdn.backends.numpy.layer_table import EXACT, FAST, LayerFunction
 from tdn.backends.numpy.plan import PLANNED_KINDS, PlannedProgram
-from tdn.backends.numpy.pooling import avgpool, maxpool
-from tdn.backends.numpy.route import route
-from tdn.backends.numpy.shortcut import shortcut
-from tdn.backends.numpy.softmax import softmax
-from tdn.backends.numpy.upsample import upsample
+from tdn.backends.numpy.workers import MODES as WORKER_MODES
+from tdn.backends.numpy.workers import Workers
 
 from tdn.backend import Backend, LayerParams, Program
 from tdn.graph import Graph, Node
-
-LAYER_KINDS = frozenset({"convolutional", "maxpool", "avgpool", "softmax", "cost", "dropout", "connected",
-                         "shortcut", "route", "crop", "batchnorm", "upsample"})
 
 
 class NumpyProgram(Program):
     """Layer by layer; each node gets its input and the outputs of the layers it also reads."""
 
-    exact = False
+    functions: dict[str, LayerFunction] = FAST
+    exact = False  # Darknet's operation order, on unfolded weights
 
     def __init__(self, graph: Graph, params: Sequence[LayerParams]):
         self.graph = graph
@@ -43,38 +33,7 @@ class NumpyProgram(Program):
 
     def forward(self, node: Node, params: LayerParams, x: np.ndarray,
                 sources: tuple[np.ndarray, ...] = ()) -> np.ndarray:
-        layer = node.layer
-        _, out_h, out_w = node.out_shape
-        exact = self.exact
-        if layer.kind == "convolutional":
-            if exact:
-                return darknet_order.convolve_in_order(x, layer, params, out_h, out_w)
-            return convolve(x, layer, params["weights"], params["biases"], out_h, out_w)
-        if layer.kind == "connected":
-            if exact:
-                return darknet_order.connected_in_order(x, layer, params)
-            return connected(x, layer, params["weights"], params["biases"])
-        if layer.kind == "maxpool":
-            return maxpool(x, layer, out_h, out_w)
-        if layer.kind == "avgpool":
-            return darknet_order.avgpool_in_order(x) if exact else avgpool(x)
-        if layer.kind == "softmax":
-            return darknet_order.softmax_in_order(x, layer) if exact else softmax(x, layer)
-        if layer.kind == "shortcut":
-            return shortcut(x, sources[0], layer, darknet_order.activate_in_double if exact else activate)
-        if layer.kind == "route":
-            return route(sources, layer)
-        if layer.kind == "crop":
-            return crop(x, layer, node.out_shape)
-        if layer.kind == "batchnorm":
-            if exact:
-                return darknet_order.batchnorm_in_order(x, params)
-            return batchnorm(x, params["scales"], params["biases"])
-        if layer.kind == "upsample":
-            return upsample(x, layer)
-        if layer.kind in ("cost", "dropout"):
-            return x
-        raise NotImplementedError(layer.kind)
+        return self.functions[node.kind](node, params, x, sources)
 
     def _run(self, x: np.ndarray, keep_all: bool) -> tuple[np.ndarray, list[np.ndarray]]:
         outputs: dict[int, np.ndarray] = {}
@@ -92,26 +51,39 @@ class NumpyProgram(Program):
 
 
 class ExactNumpyProgram(NumpyProgram):
+    functions = EXACT
     exact = True
 
 
 class NumpyBackend(Backend):
     name = "numpy"
     description = f"NumPy {np.__version__}, float32, BLAS matmuls"
-    layer_kinds = LAYER_KINDS
+    layer_kinds = frozenset(FAST)
     priority = 10
+    parallel_modes = WORKER_MODES
+
+    def __init__(self, workers: Workers | None = None):
+        self.workers = workers
+
+    def open(self, parallel: str | None) -> NumpyBackend:
+        """A backend with a worker pool of its own (workers.py), for one Network."""
+        return NumpyBackend(Workers(parallel or WORKER_MODES[0]))
+
+    def close(self) -> None:
+        if self.workers is not None:
+            self.workers.close()
 
     def prepare(self, graph: Graph, params: Sequence[LayerParams], batch: int, precision: str) -> Program:
         # The planned path (plan.py) covers the kinds it knows; other networks run layer by layer.
         if {node.kind for node in graph.nodes} <= PLANNED_KINDS:
-            return PlannedProgram(graph, params, batch)
+            return PlannedProgram(graph, params, batch, self.workers)
         return NumpyProgram(graph, params)
 
 
 class ExactNumpyBackend(Backend):
     name = "numpy-exact"
     description = "NumPy in Darknet's own float32 operation order: bit-exact, slow"
-    layer_kinds = LAYER_KINDS
+    layer_kinds = frozenset(EXACT)
     folded_batchnorm = False
 
     def prepare(self, graph: Graph, params: Sequence[LayerParams], batch: int, precision: str) -> Program:

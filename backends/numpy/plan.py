@@ -1,15 +1,24 @@
-"""The fast NumPy path: an execution plan per (network, batch, input size).
+"""The fast NumPy path: an execution plan per (network, batch, input size), and its executor.
+
+`Plan` holds the decisions, made once and immutable (fused groups, algorithms, how each step's
+work is split, images per pass, lanes); `Executor` allocates a plan's buffers and steps and runs
+them on a team.
 
 The plan works in NHWC so that every convolution is one (pixels x inputs) @ (inputs x filters)
 matmul, picks an algorithm per convolution by its shape, and allocates every buffer once:
 a producer writes straight into the zero-padded input of the next convolution, and a max
 pool after a convolution runs on the raw matmul output, before bias and activation (both
 commute with max when the activation never decreases), so they touch a quarter of the data.
-The first convolution reads the image in NCHW, where its im2col copies whole rows.
+The first convolution reads the image in NCHW, where its im2col copies whole rows. Which
+layers run as one step is tdn/fusion.py's decision; each group of layers becomes the step that
+STEPS names for its first layer's kind (shortcuts, connected layers and the NHWC convolutions
+here; route, crop, upsample and batch norm through the plain path's functions), and a step that
+reads earlier layers (route, shortcut) reads their outputs where their producers left them.
 
-Every core works, each member of a team (team.py: forked processes where available, else
-threads) running BLAS single-threaded: at batch 1 each convolution's output rows are cut into
-bands (two per core), every band runs its whole pipeline (gather, matmuls, pool, bias,
+Every core works, each member of a team (team.py: threads, or forked processes when the
+Network's pool, workers.py, is in "processes" mode) running BLAS single-threaded: at batch 1
+each convolution's output rows are cut into bands (two per core; a short map with many filters
+is cut by filters instead), every band runs its whole pipeline (gather, matmuls, pool, bias,
 activation) as one task, each member runs its share of a phase's bands, and the members meet
 only between phases: a 1x1 convolution runs in the band of the layer before it, which wrote
 exactly its rows. At batch > 1 each core runs its share of the images through its own copy of
@@ -22,54 +31,49 @@ Accuracy contract (tested): probabilities within 1e-4 relative of the plain `num
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 from tdn.backends.numpy.activations import activate
+from tdn.backends.numpy.algorithms import BY_NAME, GEMM, IM2COL, NCHW, PLAIN, Algorithm, Winograd, choose
 from tdn.backends.numpy.convolution import convolve
 from tdn.backends.numpy.cores import available_cores
+from tdn.backends.numpy.layer_table import FAST
 from tdn.backends.numpy.memory import large_page_zeros, shared_zeros
 from tdn.backends.numpy.softmax import softmax
-from tdn.backends.numpy.team import BLAS, PROCESSES_AVAILABLE, ProcessTeam, TeamError, ThreadTeam
-from tdn.backends.numpy.winograd import Winograd3x3, transform_kernel
+from tdn.backends.numpy.team import BLAS, ProcessTeam, TeamError, ThreadTeam
+from tdn.backends.numpy.winograd import Winograd3x3
+from tdn.backends.numpy.workers import Workers
 
 from tdn.backend import LayerParams, Program
+from tdn.fusion import CONV_AVGPOOL, CONV_MAXPOOL, IDENTITY_KINDS, Group, Rule
+from tdn.fusion import fuse as fuse_groups
 from tdn.graph import Graph, Node
+from tdn.layers.connected import Connected
 from tdn.layers.convolutional import Convolutional
 from tdn.layers.maxpool import Maxpool
+from tdn.layers.shortcut import Shortcut
 
-PLANNED_KINDS = frozenset({"convolutional", "maxpool", "avgpool", "softmax", "cost", "dropout"})
-ALGORITHMS = ("gemm", "im2col", "nchw", "winograd2", "winograd4", "plain")
 BANDS_PER_THREAD = 2  # row bands per thread at batch 1: a thread that another process holds up leaves work to claim
 ROWS_PER_BAND = 64  # convolution output rows per band at most (the first layer: 4 bands, measured 20% faster)
 MIN_ROWS_PER_BAND = 8  # convolution output rows per band at least, except for one band per thread
 MIN_BANDS = 2  # even on one thread: a band's intermediates stay in cache, measured 3-5% faster
-CHUNK = 1  # images per pass: measured, more images per pass leave the caches and run slower
+# At batch 1, a layer whose map is too short for row bands is split by filters when every member
+# gets this many (a 7x7 to 14x14 map with 512-1024 filters: weights dominate the work).
+MIN_FILTERS_PER_BAND = 128
+CHUNK = 1  # images per pass: measured, more images per pass leave the caches and run slower...
+# ...except where a heavy layer (2% of the work or more) multiplies fewer rows than this per image
+# (maps of 8x8 and less): it reads all its weights for a few rows, and SMALL_MAPS_CHUNK images per
+# pass share that read (measured on Darknet19 at batch 8: 0.70x the time of one image per pass).
+MIN_ROWS_PER_PASS = 32
+SMALL_MAPS_CHUNK = 4
 # A process team costs a fork once per plan and a process while the plan lives: worth it for runs
 # this long (Tiny Darknet 224x224 is 0.98 GFLOP an image); shorter ones use threads.
 MIN_PROCESS_FLOPS = 1e8
-# Activations that never decrease, so max(act(x + b)) = act(max(x) + b).
-MONOTONIC = frozenset({"linear", "leaky", "relu", "logistic", "loggy", "tanh", "elu", "relie",
-                       "ramp", "plse", "hardtan", "lhtan"})
-
-def choose_algorithm(node: Node) -> str:
-    """The convolution algorithm for a node, by shape (measured on Tiny Darknet's layers)."""
-    layer = node.layer_as(Convolutional)
-    channels, _, _ = node.in_shape
-    _, out_h, out_w = node.out_shape
-    if layer.groups != 1:
-        return "plain"
-    if layer.size == 1 and layer.stride == 1 and layer.padding == 0:
-        return "gemm"
-    if layer.size == 3 and layer.stride == 1 and layer.padding == 1 and channels >= 16:
-        # F(4x4) saves the most arithmetic, but its transformed kernel is 4x the weights and its
-        # tiles overhang maps that are not multiples of 4: on 14x14 (15% or more waste), F(2x2) won.
-        overhang = (-(-out_h // 4) * 4) * (-(-out_w // 4) * 4) / (out_h * out_w)
-        return "winograd4" if overhang < 1.15 else "winograd2"
-    # The first layer reads the image as it comes, NCHW: im2col then copies whole rows.
-    return "nchw" if node.index == 0 else "im2col"
-
 
 def maxpool_nhwc(x: np.ndarray, size: int, stride: int, padding: int, out: np.ndarray,
                  scratch: np.ndarray | None) -> None:
@@ -180,6 +184,7 @@ class _Step:
     """
 
     input: np.ndarray | None = None
+    sources: tuple[np.ndarray, ...] = ()  # the outputs (NHWC) of the first node's Node.sources
     layout = "nhwc"
     arena: _Arena | None = None  # set by the plan before bind: bands' working memory
     shared_slot = False  # True when the plan runs every band on one thread: all bands use slot 0
@@ -214,51 +219,49 @@ def _activate_into(y: np.ndarray, name: str, out: np.ndarray, temp: np.ndarray |
 class _Conv(_Step):
     """A convolution (and the max pool after it, when fused) by one algorithm, in row bands."""
 
-    def __init__(self, node: Node, params: LayerParams, n: int, algorithm: str, pool: Node | None,
+    def __init__(self, node: Node, params: LayerParams, n: int, algorithm: Algorithm, pool: Node | None,
                  memory: _Memory):
         super().__init__((node,) if pool is None else (node, pool), n)
-        self.layer = layer = node.layer_as(Convolutional)
-        c, h, w = node.in_shape
-        f, oh, ow = node.out_shape
-        k, p, s = layer.size, layer.padding, layer.stride
+        self.layer = node.layer_as(Convolutional)
         self.node, self.algorithm, self.pool = node, algorithm, pool
         self.weights, self.bias = params["weights"], params["biases"]
-        if algorithm in ("gemm", "im2col"):
-            # (filters, c, k, k) -> (k*k*c, filters), matching the NHWC column order.
-            self.matrix = memory.derived(node, "nhwc matrix", lambda: np.ascontiguousarray(
-                self.weights.transpose(2, 3, 1, 0).reshape(-1, f)))
-            self.buffers.append(self.matrix)
-        if algorithm == "gemm" and (k, s, p) != (1, 1, 0):
-            raise ValueError(f"layer {node.index}: gemm needs a 1x1, stride 1, unpadded convolution")
-        if algorithm in ("im2col", "nchw"):
-            rows, cols = max(h + 2 * p, (oh - 1) * s + k), max(w + 2 * p, (ow - 1) * s + k)
-        if algorithm == "im2col":
-            self.padded = memory.zeros((n, rows, cols, c))
-            self.input = self.padded[:, p:p + h, p:p + w]
-        elif algorithm == "nchw":
-            if node.index != 0:
-                raise ValueError(f"layer {node.index}: nchw reads the image, only the first layer can use it")
-            self.matrix = memory.derived(node, "nchw matrix",  # (c*k*k, filters)
-                                         lambda: np.ascontiguousarray(self.weights.reshape(f, -1).T))
-            self.padded = memory.zeros((n, c, rows, cols))
-            self.input, self.layout = self.padded[:, :, p:p + h, p:p + w], "nchw"
-            self.buffers += [self.matrix]
-        elif algorithm.startswith("winograd"):
-            if (k, s, p) != (3, 1, 1):
-                raise ValueError(f"layer {node.index}: Winograd needs a 3x3, stride 1, pad 1 convolution")
-            self.m = m = int(algorithm[-1])
-            self.kernel = memory.derived(node, algorithm, lambda: transform_kernel(self.weights, m))
-            self.padded = memory.zeros((n, -(-h // m) * m + 2, -(-w // m) * m + 2, c))
-            self.input = self.padded[:, 1:h + 1, 1:w + 1]
-            self.buffers += [self.kernel]
-        if algorithm != "plain" and self.input is not None:
+        refusal = algorithm.refusal(node)
+        if refusal:
+            raise ValueError(f"layer {node.index}: {refusal}")
+        arranged = memory.derived(node, algorithm.name, lambda: algorithm.weights(self.weights))
+        if isinstance(algorithm, Winograd):
+            self.kernel, self.m = arranged, algorithm.m
+        elif arranged is not None:
+            self.matrix = arranged
+        padded_shape = algorithm.padded_shape(node, n)
+        if padded_shape is not None:
+            self.padded = memory.zeros(padded_shape)
+            self.input, self.layout = algorithm.interior(self.padded, node), algorithm.layout
             self.buffers.append(self.padded)
+        self.buffers += [arranged] if arranged is not None else []
+        self.memory = memory
+
+    def filter_slice(self, f0: int, f1: int) -> tuple[Any, np.ndarray, np.ndarray, Any]:
+        """(matrix, bias, weights, Winograd kernel) for output channels [f0, f1): the step's own
+        arrays for all of them, else contiguous copies made once per plan (a band that splits a
+        layer by filters hands BLAS a whole operand of its own)."""
+        matrix, kernel = getattr(self, "matrix", None), getattr(self, "kernel", None)
+        if (f0, f1) == (0, self.node.out_shape[0]):
+            return matrix, self.bias, self.weights, kernel
+        def part(array: np.ndarray | None, what: str, cut: Callable[[np.ndarray], np.ndarray]) -> np.ndarray | None:
+            if array is None:
+                return None
+            return self.memory.derived(self.node, f"{what} {f0}:{f1}", lambda: np.ascontiguousarray(cut(array)))
+        sliced = (part(matrix, "matrix", lambda a: a[:, f0:f1]), self.bias[f0:f1], self.weights[f0:f1],
+                  part(kernel, "kernel", lambda a: a[:, :, f0:f1]))
+        self.buffers += [array for array in (sliced[0], sliced[3]) if array is not None]
+        return sliced
 
     def _granularity(self) -> int | None:
         """Final output rows per unit of splitting; None when the step runs as one band."""
-        if self.algorithm == "plain":
+        if self.algorithm is PLAIN:
             return None
-        tile = self.m if self.algorithm.startswith("winograd") else 1  # conv rows computed together
+        tile = self.algorithm.tile  # conv rows computed together
         if self.pool is None:
             return tile
         pool = self.pool.layer_as(Maxpool)
@@ -269,11 +272,22 @@ class _Conv(_Step):
         return max(1, tile // pool.stride)
 
     def bind(self, x: np.ndarray, out: np.ndarray, parts: int,
-             rows: list[tuple[int, int]] | None = None) -> None:
-        """As _Step.bind; `rows`: the output row bands to use instead (a 1x1 convolution only)."""
+             rows: list[tuple[int, int]] | None = None, by_filters: bool = False) -> None:
+        """As _Step.bind; `rows`: the output row bands to use instead (a 1x1 convolution only);
+        `by_filters`: `parts` bands of whole maps, each computing a share of the output channels."""
         self.x, self.out = x, out
-        if self.algorithm == "plain":
+        if self.algorithm is PLAIN:
             self.tasks = [self.run_plain]
+            return
+        arena = self.arena or _Arena()
+        if by_filters:
+            # A whole-map band per share of the filters: each member multiplies by (and BLAS
+            # packs) only its own share of the weights, where row bands would each take them all.
+            self.row_bands = [(0, out.shape[1])]
+            self.bands = [_ConvBand(self, 0, out.shape[1], True, arena.allocator(0 if self.shared_slot else index),
+                                    filters=(f0, f1))
+                          for index, (f0, f1) in enumerate(_split(self.node.out_shape[0], parts))]
+            self.tasks = [band.run for band in self.bands]
             return
         unit = self._granularity()
         if rows is not None:
@@ -287,7 +301,6 @@ class _Conv(_Step):
             parts = max(parts, -(-self.node.out_shape[1] // ROWS_PER_BAND))
             bands = [(a * unit, min(b * unit, out.shape[1])) for a, b in _split(-(-out.shape[1] // unit), parts)]
         self.row_bands = bands
-        arena = self.arena or _Arena()
         self.bands = [_ConvBand(self, q0, q1, len(bands) == 1, arena.allocator(0 if self.shared_slot else index))
                       for index, (q0, q1) in enumerate(bands)]
         self.tasks = [band.run for band in self.bands]
@@ -295,7 +308,7 @@ class _Conv(_Step):
     @property
     def follows_rows(self) -> bool:
         """True when output rows [q0, q1) read only input rows [q0, q1): any bands will do."""
-        return self.algorithm == "gemm" and self.pool is None
+        return self.algorithm is GEMM and self.pool is None
 
     def run_plain(self) -> None:
         # Grouped convolutions: the NCHW path computes bias and activation itself.
@@ -309,11 +322,15 @@ class _ConvBand:
     """Final output rows [q0, q1) of a _Conv step: its own buffers, run on one thread."""
 
     def __init__(self, step: _Conv, q0: int, q1: int, whole: bool,
-                 take: Callable[[tuple[int, ...]], np.ndarray]):
+                 take: Callable[[tuple[int, ...]], np.ndarray], filters: tuple[int, int] | None = None):
+        """`filters`: the range [f0, f1) of output channels the band computes (default: all)."""
         self.step, self.take = step, take
         layer, n = step.layer, step.n
         c = step.node.in_shape[0]
-        f, oh, ow = step.node.out_shape
+        _, oh, ow = step.node.out_shape
+        f0, f1 = filters or (0, step.node.out_shape[0])
+        f = f1 - f0
+        self.matrix, self.bias, self.weights, self.kernel = step.filter_slice(f0, f1)
         k, s = layer.size, layer.stride
         if step.pool is None:
             r0, r1 = q0, q1
@@ -323,15 +340,15 @@ class _ConvBand:
             pool_stride = step.pool.layer_as(Maxpool).stride
             r0, r1 = q0 * pool_stride, q1 * pool_stride
         self.rows = r1 - r0
-        if step.algorithm == "gemm":
+        if step.algorithm is GEMM:
             self.x = step.x[:, r0:r1].reshape(n, -1, c)
             self.raw = take((n, self.rows, ow, f))
-        elif step.algorithm == "im2col":
+        elif step.algorithm is IM2COL:
             self.windows = [step.padded[:, r0 * s + i:(r1 - 1) * s + i + 1:s, j:(ow - 1) * s + j + 1:s]
                             for i in range(k) for j in range(k)]
             self.columns = take((n, self.rows, ow, k * k, c))
             self.raw = take((n, self.rows, ow, f))
-        elif step.algorithm == "nchw":
+        elif step.algorithm is NCHW:
             # Columns copied as whole image rows, (c*k*k, pixels); the matmul reads them transposed
             # and writes NHWC, so that pool, bias and activation run on contiguous pixels.
             self.columns = take((n, c, k * k, self.rows, ow))
@@ -343,32 +360,32 @@ class _ConvBand:
         else:
             m = step.m
             t0, t1 = r0 // m, -(-r1 // m)
-            self.winograd = Winograd3x3(step.weights, n, (t1 - t0) * m, ow, m, allocate=take,
-                                        padded_input=step.padded[:, t0 * m:t1 * m + 2], kernel=step.kernel)
+            self.winograd = Winograd3x3(self.weights, n, (t1 - t0) * m, ow, m, allocate=take,
+                                        padded_input=step.padded[:, t0 * m:t1 * m + 2], kernel=self.kernel)
         self.scratch = None
         self.row_pairs: np.ndarray | None = None
         if step.pool is not None:
             self.pooled = take((n, q1 - q0, step.out.shape[2], f))
             if whole:
-                self.scratch = _pool_scratch(n, step.node.out_shape, step.pool, take)
+                self.scratch = _pool_scratch(n, (f, oh, ow), step.pool, take)
             pool = step.pool.layer_as(Maxpool)
-            if (not step.algorithm.startswith("winograd") and self.scratch is None and pool.size == pool.stride == 2
+            if (not isinstance(step.algorithm, Winograd) and self.scratch is None and pool.size == pool.stride == 2
                     and 2 * (q1 - q0) <= self.rows and 2 * step.out.shape[2] <= ow):
                 # A 2x2 pool as rows then columns: the row pairs are whole contiguous rows, and the
                 # column pairs whole pixels (measured 1.6x faster than the four strided windows).
                 self.row_pairs = take((n, q1 - q0, ow, f))
-        self.out = step.out[:, q0:q1]
+        self.out = step.out[:, q0:q1, :, f0:f1]
         self.temp = None
         if step.layer.activation == "leaky":
             self.temp = take(self.out.shape)
-        if step.algorithm.startswith("winograd"):
+        if isinstance(step.algorithm, Winograd):
             self._fuse_winograd_epilogue(n, f, ow, q1 - q0)
         else:
             # The bias repeated along a whole row of pixels: NumPy's inner loop then runs the row,
             # not one pixel's channels (measured 2-3x faster with 16 filters).
             y = self.pooled if step.pool is not None else self.raw
             self.bias_rows = y.reshape(-1, y.shape[2] * f)
-            self.bias_row = np.tile(step.bias, y.shape[2])
+            self.bias_row = np.tile(self.bias, y.shape[2])
 
     def _fuse_winograd_epilogue(self, n: int, f: int, ow: int, pooled_rows: int) -> None:
         """Add the bias before the output transform, and fuse a 2x2 pool into the tile reordering.
@@ -404,9 +421,9 @@ class _ConvBand:
         """The convolution plus bias, pooled when fused."""
         step, wg = self.step, self.winograd
         if self.epilogue is None:
-            return wg.run(step.bias)[:, :self.rows, :step.node.out_shape[2]]
+            return wg.run(self.bias)[:, :self.rows, :step.node.out_shape[2]]
         wg.transformed_products()
-        np.add(self.bias_position, step.bias, out=self.bias_position)
+        np.add(self.bias_position, self.bias, out=self.bias_position)
         wg.transform_output()
         if self.epilogue == "copy":
             np.copyto(self.result_tiled, self.tiled)
@@ -420,7 +437,7 @@ class _ConvBand:
 
     def run(self) -> None:
         step = self.step
-        if step.algorithm.startswith("winograd"):
+        if isinstance(step.algorithm, Winograd):
             y = self._run_winograd()
             if self.epilogue is None and step.pool is not None:
                 pool = step.pool.layer_as(Maxpool)
@@ -428,22 +445,22 @@ class _ConvBand:
                 y = self.pooled
             _activate_into(y, step.layer.activation, self.out, self.temp)
             return
-        if step.algorithm == "gemm":
-            np.matmul(self.x, step.matrix, out=self.raw.reshape(self.x.shape[0], -1, self.raw.shape[-1]))
+        if step.algorithm is GEMM:
+            np.matmul(self.x, self.matrix, out=self.raw.reshape(self.x.shape[0], -1, self.raw.shape[-1]))
             y = self.raw
-        elif step.algorithm == "im2col":
+        elif step.algorithm is IM2COL:
             for index, window in enumerate(self.windows):
                 np.copyto(self.columns[:, :, :, index], window)
-            columns = self.columns.reshape(-1, step.matrix.shape[0])
-            np.matmul(columns, step.matrix, out=self.raw.reshape(columns.shape[0], -1))
+            columns = self.columns.reshape(-1, self.matrix.shape[0])
+            np.matmul(columns, self.matrix, out=self.raw.reshape(columns.shape[0], -1))
             y = self.raw
-        elif step.algorithm == "nchw":
+        elif step.algorithm is NCHW:
             for column, window in self.copies:
                 np.copyto(column, window)
-            np.matmul(self.columns_t, step.matrix, out=self.raw.reshape(step.n, -1, step.matrix.shape[1]))
+            np.matmul(self.columns_t, self.matrix, out=self.raw.reshape(step.n, -1, self.matrix.shape[1]))
             y = self.raw
         else:
-            y = self.winograd.run(step.bias)[:, :self.rows, :step.node.out_shape[2]]
+            y = self.winograd.run(self.bias)[:, :self.rows, :step.node.out_shape[2]]
         if self.row_pairs is not None:
             pairs, pooled = self.row_pairs, self.pooled
             rows, cols = 2 * pooled.shape[1], 2 * pooled.shape[2]
@@ -503,6 +520,104 @@ class _Softmax(_Step):
         np.copyto(self.out, y.reshape(self.out.shape))
 
 
+class _Shortcut(_Step):
+    """alpha * input + beta * an earlier output, then the activation, in row bands at batch 1
+    when the two have the same shape (Darknet's sampling between shapes runs as one band)."""
+
+    def __init__(self, node: Node, n: int):
+        super().__init__((node,), n)
+        self.layer = node.layer_as(Shortcut)
+
+    def bind(self, x: np.ndarray, out: np.ndarray, parts: int) -> None:
+        self.x, self.out = x, out
+        c, h, w = self.nodes[0].in_shape
+        source = self.sources[0]
+        overlap = self.layer.overlap((c, h, w), (source.shape[3], *source.shape[1:3]))
+        self.whole = source.shape[1:] == (h, w, c)  # else Darknet's overlap: fewer channels, sampling
+        self.plain_sum = self.layer.alpha == 1 and self.layer.beta == 1
+        bands = _split(h, parts) if self.whole else [(0, h)]
+        self.temps = [np.empty(out[:, r0:r1].shape, np.float32) if self.layer.activation == "leaky" else None
+                      for r0, r1 in bands]
+        self.tasks = [functools.partial(self._rows, r0, r1, temp)
+                      for (r0, r1), temp in zip(bands, self.temps, strict=True)]
+        self.overlap = overlap
+
+    def _rows(self, r0: int, r1: int, temp: np.ndarray | None) -> None:
+        layer, out = self.layer, self.out[:, r0:r1]
+        alpha, beta = np.float32(layer.alpha), np.float32(layer.beta)
+        if self.whole:
+            x, added = self.x[:, r0:r1], self.sources[0][:, r0:r1]
+            if self.plain_sum:
+                np.add(x, added, out=out)
+            else:
+                np.multiply(x, alpha, out=out)
+                out += beta * added
+        else:  # Darknet's sampling: the overlap, every `sample`-th cell of x, every `stride`-th of the source
+            channels, height, width, stride, sample = self.overlap
+            np.copyto(out, self.x)
+            region = out[:, ::sample, ::sample, :channels][:, :height, :width]
+            added = self.sources[0][:, ::stride, ::stride, :channels][:, :height, :width]
+            region[...] = alpha * region + beta * added
+        _activate_into(out, layer.activation, out, temp)
+
+
+class _Connected(_Step):
+    """Darknet's connected layer on the NHWC input: the weights' columns reordered once from CHW."""
+
+    def __init__(self, node: Node, params: LayerParams, n: int, memory: _Memory):
+        super().__init__((node,), n)
+        self.layer = node.layer_as(Connected)
+        c, h, w = node.in_shape
+        self.matrix = memory.derived(node, "nhwc matrix", lambda: np.ascontiguousarray(  # (h*w*c, outputs)
+            params["weights"].reshape(-1, c, h, w).transpose(2, 3, 1, 0).reshape(h * w * c, -1)))
+        self.bias = params["biases"]
+        self.temp = np.empty((n, self.matrix.shape[1]), np.float32) if self.layer.activation == "leaky" else None
+        self.buffers += [self.matrix]
+
+    def run(self) -> None:
+        out = self.out.reshape(self.n, -1)
+        np.matmul(self.x.reshape(self.n, -1), self.matrix, out=out)
+        np.add(out, self.bias, out=out)
+        _activate_into(out, self.layer.activation, out, self.temp)
+
+
+class _Layer(_Step):
+    """Any other kind, by the plain path's function on NCHW views (route, crop, upsample, batchnorm)."""
+
+    def __init__(self, node: Node, params: LayerParams, n: int):
+        super().__init__((node,), n)
+        self.params = params
+
+    def run(self) -> None:
+        node = self.nodes[0]
+        y = FAST[node.kind](node, self.params, self.x.transpose(0, 3, 1, 2),
+                            tuple(source.transpose(0, 3, 1, 2) for source in self.sources))
+        np.copyto(self.out, y.transpose(0, 2, 3, 1))
+
+
+def _conv_step(group: Group, params: Sequence[LayerParams], n: int, algorithms: dict[int, Algorithm],
+               memory: _Memory) -> _Step:
+    conv = group[0]
+    if len(group) == 2 and group[1].kind == "avgpool":
+        return _AverageThenGemm(conv, params[conv.index], group[1], n, memory)
+    pool = group[1] if len(group) == 2 else None
+    return _Conv(conv, params[conv.index], n, algorithms[conv.index], pool, memory)
+
+
+# The step running each group of nodes (fusion.py), by the kind of its first node.
+StepFactory = Callable[[Group, Sequence[LayerParams], int, dict[int, Algorithm], _Memory], _Step]
+STEPS: dict[str, StepFactory] = {
+    "convolutional": _conv_step,
+    "maxpool": lambda group, params, n, algorithms, memory: _Maxpool(group[0], n),
+    "avgpool": lambda group, params, n, algorithms, memory: _Avgpool(group, n),
+    "softmax": lambda group, params, n, algorithms, memory: _Softmax(group, n),
+    "shortcut": lambda group, params, n, algorithms, memory: _Shortcut(group[0], n),
+    "connected": lambda group, params, n, algorithms, memory: _Connected(group[0], params[group[0].index], n, memory),
+} | {kind: (lambda group, params, n, algorithms, memory: _Layer(group[0], params[group[0].index], n))
+     for kind in ("route", "crop", "upsample", "batchnorm")}
+PLANNED_KINDS = frozenset(STEPS) | IDENTITY_KINDS
+
+
 def _chain(first: Callable[[], None], second: Callable[[], None]) -> Callable[[], None]:
     def both() -> None:
         first()
@@ -510,99 +625,164 @@ def _chain(first: Callable[[], None], second: Callable[[], None]) -> Callable[[]
     return both
 
 
-class Plan:
-    """Steps and buffers to run `graph` on `batch` images; not thread-safe (buffers are shared).
+@dataclass(frozen=True)
+class Split:
+    """How a step's work is cut into tasks: `parts` bands of rows, or of filters."""
 
-    algorithms: per node index, an algorithm from ALGORITHMS forcing the choice (for tests).
-    fuse: run max pools inside the preceding convolution (off when every layer's output is kept).
-    threads: members of the team that runs it (default: the cores this process may use).
-    chunk: images per pass (default: the largest divisor of batch up to CHUNK).
-    bands: row bands per step (default: threads x BANDS_PER_THREAD at batch 1, at least MIN_BANDS).
-    processes: True for a ProcessTeam, False for a ThreadTeam (default: processes where available
-    for runs of MIN_PROCESS_FLOPS or more).
-    derived: the weight-derived arrays of the plan this one is a lane of (see _Memory).
+    parts: int
+    by_filters: bool = False
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What runs `graph` on `batch` images, decided once and never changed; it holds no arrays
+    (an Executor allocates and runs them).
+
+    threads: members of the team. band_members: members that split each image's bands (all of
+    them at batch 1; 1 at larger batches, where each member runs whole images through a lane of
+    its own, `lanes` in all). chunk: images per pass. groups: the layers each step runs
+    (fusion.py). algorithms: each convolution's. splits: each step's tasks, by its first node.
+    processes: the team is forked processes (a Network's "processes" pool), else threads.
     """
 
-    def __init__(self, graph: Graph, params: Sequence[LayerParams], batch: int,
-                 algorithms: dict[int, str] | None = None, fuse: bool = True, threads: int | None = None,
-                 chunk: int | None = None, bands: int | None = None, processes: bool | None = None,
+    graph: Graph
+    batch: int
+    threads: int
+    band_members: int
+    chunk: int
+    lanes: int
+    groups: tuple[Group, ...]
+    algorithms: Mapping[int, Algorithm]
+    splits: Mapping[int, Split]
+    parts: int
+    fused: bool
+    processes: bool
+
+    @classmethod
+    def make(cls, graph: Graph, batch: int, algorithms: dict[int, str] | None = None, fuse: bool = True,
+             threads: int | None = None, chunk: int | None = None, bands: int | None = None,
+             processes: bool = False) -> Plan:
+        """algorithms: per node index, the name of an algorithm (algorithms.BY_NAME) forcing the
+        choice (for tests). fuse: run layers together (off when every layer's output is kept).
+        threads: default, the cores this process may use. chunk: default, the largest divisor of
+        batch up to CHUNK (SMALL_MAPS_CHUNK for networks with heavy layers on small maps). bands:
+        row bands per step (default: threads x BANDS_PER_THREAD at batch 1, at least MIN_BANDS)."""
+        threads = threads or available_cores()
+        band_members = threads if batch == 1 else 1
+        parts = bands or max(band_members * BANDS_PER_THREAD, MIN_BANDS)
+        forced = {index: BY_NAME[name] for index, name in (algorithms or {}).items()}
+        chosen = {node.index: forced.get(node.index) or choose(node)
+                  for node in graph.nodes if node.kind == "convolutional"}
+        # Every member gets a pass of its own before passes grow.
+        most = max(1, min(batch // threads, _chunk_target(graph, chosen)))
+        chunk = chunk or max(d for d in range(1, most + 1) if batch % d == 0)
+        if batch % chunk:
+            raise ValueError(f"chunk {chunk} does not divide batch {batch}")
+        groups = tuple(fuse_groups(graph, _rules(chosen)) if fuse else [(node,) for node in graph.nodes])
+        splits = {group[0].index: _split_of(group, chosen, band_members, parts) for group in groups}
+        lanes = min(threads, batch // chunk) if band_members == 1 and threads > 1 and batch > chunk else 1
+        return cls(graph, batch, threads, band_members, chunk, lanes, groups, chosen, splits, parts, fuse,
+                   processes and threads > 1)
+
+    def lane(self) -> Plan:
+        """The plan of one lane: its member's chunk of images, on its own (the same steps and
+        splits: lanes exist only where each image runs on one member)."""
+        return replace(self, batch=self.chunk, threads=1, lanes=1, processes=False)
+
+
+def _split_of(group: Group, algorithms: Mapping[int, Algorithm], band_members: int, parts: int) -> Split:
+    """Short maps: one band per member, the matmuls of thinner bands lose more than caches gain;
+    a convolution with many filters there is split by filters instead (see _Conv.bind)."""
+    filters, rows, _ = group[0].out_shape
+    if rows >= parts * MIN_ROWS_PER_BAND:
+        return Split(parts)
+    if (group[0].kind == "convolutional" and band_members > 1 and algorithms[group[0].index] is not PLAIN
+            and filters >= MIN_FILTERS_PER_BAND * band_members and not _averaged(group)):
+        return Split(band_members, by_filters=True)
+    return Split(band_members)
+
+
+def _averaged(group: Group) -> bool:
+    return len(group) == 2 and group[1].kind == "avgpool"
+
+
+def _chunk_target(graph: Graph, algorithms: Mapping[int, Algorithm]) -> int:
+    """Images per pass by the rows the heavy convolutions multiply per image (see CHUNK)."""
+    total = graph.flops()
+    rows = [algorithms[node.index].rows(node) for node in graph.nodes
+            if node.kind == "convolutional" and node.layer.flops(node.in_shape, node.out_shape) >= 0.02 * total]
+    return SMALL_MAPS_CHUNK if rows and min(rows) < MIN_ROWS_PER_PASS else CHUNK
+
+
+def _rules(algorithms: Mapping[int, Algorithm]) -> list[Rule]:
+    """The fusions the plan runs (see fusion.py), as far as the chosen algorithms allow."""
+    return [CONV_MAXPOOL.where(lambda nodes: algorithms[nodes[0].index] is not PLAIN),
+            CONV_AVGPOOL.where(lambda nodes: algorithms[nodes[0].index] is GEMM)]
+
+
+class Executor:
+    """A Plan's steps and buffers, and the team that runs them; not thread-safe (buffers are shared).
+
+    workers: the Network's pool (workers.py) whose threads or processes run it (default: a pool of
+    its own, in threads). derived: the weight-derived arrays of the executor this one is a lane of
+    (see _Memory).
+    """
+
+    def __init__(self, plan: Plan, params: Sequence[LayerParams], workers: Workers | None = None,
                  derived: dict[tuple[int, str], np.ndarray] | None = None):
-        self.graph, self.batch, self.fuse = graph, batch, fuse
+        self.plan, self.graph, self.batch, self.chunk = plan, plan.graph, plan.batch, plan.chunk
         self.owner = os.getpid()
         self.cores = available_cores()  # read once: under a cgroup it means reading files
-        self.threads = threads or self.cores
-        # Bands split one image between the members; lanes (below) take whole images when there
-        # are several, each lane running its images' bands one after the other.
-        self.workers = self.threads if batch == 1 else 1
-        self.parts = bands or max(self.workers * BANDS_PER_THREAD, MIN_BANDS)
-        self.chunk = chunk or max(d for d in range(1, min(batch, CHUNK) + 1) if batch % d == 0)
-        if batch % self.chunk:
-            raise ValueError(f"chunk {self.chunk} does not divide batch {batch}")
-        if processes is None:
-            processes = PROCESSES_AVAILABLE and graph.flops() * batch >= MIN_PROCESS_FLOPS
-        elif processes and not PROCESSES_AVAILABLE:
-            raise ValueError("process teams need Linux on x86-64")
-        self.processes = processes and self.threads > 1
+        self.workers_pool = workers or Workers("processes" if plan.processes else "threads")
+        self.processes = plan.processes
         # Members of a process team see each other's writes only in shared memory: the buffers
         # between steps when they split each step's bands, the batch's inputs and results with lanes.
-        memory = _Memory(self.processes and self.workers > 1, {} if derived is None else derived)
+        memory = _Memory(self.processes and plan.band_members > 1, {} if derived is None else derived)
         # The first build finds how much working memory the bands take, a second one uses it shared.
         self.arena = _Arena()
-        self._build(params, algorithms, memory)
+        self._build(params, memory)
         if not self.arena.fits:
             self.arena = _Arena(self.arena.need)
-            self._build(params, algorithms, memory)
+            self._build(params, memory)
         self.lanes = [self]
-        if self.workers == 1 and self.threads > 1 and batch > self.chunk:
-            self.lanes += [Plan(graph, params, self.chunk, algorithms, fuse, threads=1, bands=bands,
-                                processes=False, derived=memory.derived_arrays)
-                           for _ in range(min(self.threads, batch // self.chunk) - 1)]
+        if plan.lanes > 1:
+            lane = plan.lane()
+            self.lanes += [Executor(lane, params, self.workers_pool, memory.derived_arrays)
+                           for _ in range(plan.lanes - 1)]
         self.team: ProcessTeam | ThreadTeam | None = None
-        members = self.workers if self.workers > 1 else len(self.lanes)
+        members = plan.band_members if plan.band_members > 1 else len(self.lanes)
         if members > 1:
-            work = self._run_bands if self.workers > 1 else self._run_lane
-            self.team = (ProcessTeam if self.processes else ThreadTeam)(members, work)
+            work = self._run_bands if plan.band_members > 1 else self._run_lane
+            self.team = self.workers_pool.team(members, work, self.processes)
         self.batch_buffers: list[np.ndarray] = []  # the batch's inputs and results, for process lanes
-        if self.workers == 1 and self.processes and len(self.lanes) > 1:
-            self.inputs = shared_zeros((batch, *graph.input_shape))
+        if plan.band_members == 1 and self.processes and len(self.lanes) > 1:
+            self.inputs = shared_zeros((plan.batch, *plan.graph.input_shape))
             self.results = shared_zeros(self.result_shape)
             self.batch_buffers = [self.inputs, self.results]
 
-    def _build(self, params: Sequence[LayerParams], algorithms: dict[int, str] | None,
-               memory: _Memory) -> None:
-        graph, fuse = self.graph, self.fuse
-        self.algorithms: dict[int, str] = {}
-        self.steps: list[_Step] = []
-        n, nodes = self.chunk, graph.nodes
-        i = 0
-        while i < len(nodes):
-            node = nodes[i]
-            if node.kind == "convolutional":
-                algorithm = (algorithms or {}).get(i) or choose_algorithm(node)
-                self.algorithms[i] = algorithm
-                following = nodes[i + 1] if i + 1 < len(nodes) else None
-                activation = node.layer_as(Convolutional).activation
-                if (fuse and algorithm == "gemm" and activation == "linear"
-                        and following is not None and following.kind == "avgpool"):
-                    self.steps.append(_AverageThenGemm(node, params[i], following, n, memory))
-                    i += 2
-                    continue
-                pool = following if (fuse and following is not None and following.kind == "maxpool"
-                                     and algorithm != "plain"
-                                     and activation in MONOTONIC) else None
-                self.steps.append(_Conv(node, params[i], n, algorithm, pool, memory))
-                i += 1 if pool is None else 2
-                continue
-            if node.kind == "maxpool":
-                self.steps.append(_Maxpool(node, n))
-            elif node.kind == "avgpool":
-                self.steps.append(_Avgpool((node,), n))
-            elif node.kind == "softmax":
-                self.steps.append(_Softmax((node,), n))
-            # cost and dropout pass their input through at inference: no step.
-            i += 1
+    @classmethod
+    def of(cls, graph: Graph, params: Sequence[LayerParams], batch: int, workers: Workers | None = None,
+           processes: bool | None = None, **decisions: Any) -> Executor:
+        """Plan and executor in one call (decisions: Plan.make's options). processes: in a
+        "processes" pool, True for a ProcessTeam, False for a ThreadTeam (default: processes for
+        runs of MIN_PROCESS_FLOPS or more); True without a pool: a "processes" pool."""
+        pool = workers or Workers("processes" if processes else "threads")
+        if processes is None:
+            processes = graph.flops() * batch >= MIN_PROCESS_FLOPS
+        plan = Plan.make(graph, batch, processes=processes and pool.mode == "processes", **decisions)
+        return cls(plan, params, pool)
+
+    @property
+    def algorithms(self) -> Mapping[int, Algorithm]:
+        return self.plan.algorithms
+
+    def _build(self, params: Sequence[LayerParams], memory: _Memory) -> None:
+        plan, graph, n = self.plan, self.graph, self.chunk
+        algorithms = dict(plan.algorithms)
+        self.steps: list[_Step] = [STEPS[group[0].kind](group, params, n, algorithms, memory)
+                                   for group in plan.groups if group[0].kind not in IDENTITY_KINDS]
         for step in self.steps:
-            step.arena, step.shared_slot = self.arena, self.workers == 1
+            step.arena, step.shared_slot = self.arena, plan.band_members == 1
         # Each step writes where the next one reads; a reader that does not care gets a new buffer.
         c, h, w = graph.input_shape
         first_input = self.steps[0].input if self.steps else None
@@ -612,7 +792,11 @@ class Plan:
                 self.steps[0].input = first_input
         self.first_input: np.ndarray = first_input
         self.first_layout = self.steps[0].layout if self.steps else "nhwc"
+        # Node index -> where its output is (NHWC), for sources; -1: the input (where layers that
+        # compute nothing lead a source back to it, the first step reads it in NHWC).
+        outputs: dict[int, np.ndarray] = {-1: first_input}
         for step, reader in zip(self.steps, self.steps[1:] + [None], strict=False):
+            step.sources = tuple(outputs[self._computed(index)] for index in step.nodes[0].sources)
             c, h, w = step.nodes[-1].out_shape
             if reader is None:
                 target = memory.zeros((n, h, w, c))
@@ -622,12 +806,23 @@ class Plan:
                     reader.input = memory.zeros((n, h, w, c))
                     reader.buffers.append(reader.input)
                 target = reader.input
-            # Short maps: one band per thread, the matmuls of thinner bands lose more than caches gain.
-            short = step.nodes[0].out_shape[1] < self.parts * MIN_ROWS_PER_BAND
+            split = plan.splits[step.nodes[0].index]
             assert step.input is not None  # set above: first_input, or the previous step's target
-            step.bind(step.input, target, self.workers if short else self.parts)
+            if split.by_filters:
+                assert isinstance(step, _Conv)  # only convolutions split by filters (_split_of)
+                step.bind(step.input, target, split.parts, by_filters=True)
+            else:
+                step.bind(step.input, target, split.parts)
+            outputs[step.nodes[-1].index] = target
         self.last_output = self.steps[-1].out if self.steps else self.first_input
         self.phases = self._phases()
+
+    def _computed(self, index: int) -> int:
+        """The node whose output node `index` outputs: itself, or the one before an identity layer
+        (-1: the input)."""
+        while index >= 0 and self.graph.nodes[index].kind in IDENTITY_KINDS:
+            index -= 1
+        return index
 
     def _phases(self) -> list[list[Callable[[], None]]]:
         """The steps' tasks grouped into phases, the threads meeting only between phases.
@@ -638,9 +833,9 @@ class Plan:
         phases: list[list[Callable[[], None]]] = []
         previous: _Step | None = None
         for step in self.steps:
-            if (self.parts > 1 and isinstance(step, _Conv) and step.follows_rows and isinstance(previous, _Conv)
-                    and len(getattr(previous, "row_bands", ())) > 1):
-                step.bind(step.x, step.out, self.parts, rows=previous.row_bands)
+            if (self.plan.parts > 1 and isinstance(step, _Conv) and step.follows_rows
+                    and isinstance(previous, _Conv) and len(getattr(previous, "row_bands", ())) > 1):
+                step.bind(step.x, step.out, self.plan.parts, rows=previous.row_bands)
                 phases[-1] = [_chain(first, second) for first, second in zip(phases[-1], step.tasks, strict=True)]
             elif phases and len(phases[-1]) == 1 and len(step.tasks) == 1:
                 phases[-1] = [_chain(phases[-1][0], step.tasks[0])]
@@ -694,8 +889,8 @@ class Plan:
         self._check(x)
         if self.processes and os.getpid() != self.owner:
             raise TeamError("a plan with a process team runs only in the process that built it, not in a fork")
-        with BLAS.limit(limits=1 if self.threads > 1 else self.cores, user_api="blas"):
-            if self.team is None or self.workers > 1:
+        with BLAS.limit(limits=1 if self.plan.threads > 1 else self.cores, user_api="blas"):
+            if self.team is None or self.plan.band_members > 1:
                 result = np.empty(self.result_shape, np.float32)
                 for start in range(0, self.batch, self.chunk):
                     self._load(x[start:start + self.chunk])
@@ -724,7 +919,7 @@ class Plan:
 
     def run_layers(self, x: np.ndarray) -> list[np.ndarray]:
         """Every layer's output in NCHW (a plan built with fuse=False: fused layers have no own output)."""
-        if self.fuse:
+        if self.plan.fused:
             raise ValueError("run_layers needs a plan built with fuse=False")
         self._check(x)
         kept: dict[int, list[np.ndarray]] = {}
@@ -746,19 +941,20 @@ class Plan:
 class PlannedProgram(Program):
     """The `numpy` backend's Program: the fused plan for run, an unfused one for run_layers."""
 
-    def __init__(self, graph: Graph, params: Sequence[LayerParams], batch: int):
-        self.graph, self.params, self.batch = graph, params, batch
-        self.plan = Plan(graph, params, batch)
-        self._unfused: Plan | None = None
+    def __init__(self, graph: Graph, params: Sequence[LayerParams], batch: int, workers: Workers | None = None):
+        self.graph, self.params, self.batch, self.workers = graph, params, batch, workers
+        self.executor = Executor.of(graph, params, batch, workers)
+        self._unfused: Executor | None = None
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        if self.plan.owner != os.getpid():
-            # A fork of the process that built the plan (a multiprocessing worker, say): the plan's
+        if self.executor.owner != os.getpid():
+            # A fork of the process that built the executor (a multiprocessing worker, say): its
             # shared memory belongs to that process and its helpers, so this one gets its own.
-            self.plan = Plan(self.graph, self.params, self.batch)
-        return self.plan.run(x)
+            self.executor = Executor(self.executor.plan, self.params, self.workers)
+        return self.executor.run(x)
 
     def run_layers(self, x: np.ndarray) -> list[np.ndarray]:
         if self._unfused is None:
-            self._unfused = Plan(self.graph, self.params, self.batch, fuse=False, processes=False)
+            self._unfused = Executor.of(self.graph, self.params, self.batch, self.workers, processes=False,
+                                        fuse=False)
         return self._unfused.run_layers(x)

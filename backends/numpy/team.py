@@ -6,7 +6,8 @@ says which of `count` tasks a member runs (tasks that start together, between ba
 `claim(rank, count)` hands out tasks one at a time to whichever member is free (long tasks,
 once a run), and `barrier(rank)` waits until every member has reached the same barrier.
 
-`ProcessTeam` forks its helpers (Linux on x86-64: `PROCESSES_AVAILABLE`). Threads share one
+`ThreadTeam` (the default, workers.py) runs the other members on threads. `ProcessTeam`, only
+when asked for, forks its helpers (Linux on x86-64: `PROCESSES_AVAILABLE`). Threads share one
 interpreter lock, which a thread needs back after every NumPy call; when the other thread holds
 it, the thread sleeps, and on a virtual machine whose idle vCPUs halt it wakes tens of
 microseconds later. A forked helper has its own interpreter and waits by spinning on shared
@@ -16,8 +17,6 @@ write (the plan's layer buffers) must be in shared memory (`memory.shared_zeros`
 before the fork; everything else a helper touches is its own copy-on-write copy. The spin-waits
 rely on x86's ordered stores: a buffer's contents are visible to the other processes before the
 counter stored after them.
-
-`ThreadTeam` is the fallback everywhere else.
 """
 
 from __future__ import annotations
@@ -62,12 +61,14 @@ class _Stopped(BaseException):
 
 
 class ThreadTeam:
-    """`size` members: the caller and threads of a pool shared by every thread team."""
+    """`size` members: the caller and threads of a pool (`executor(threads)` gives it, at least
+    that many threads; default: a pool of the team's own, its threads ending with the team)."""
 
-    _pool: ThreadPoolExecutor | None = None
-
-    def __init__(self, size: int, work: Callable[[int], None]):
+    def __init__(self, size: int, work: Callable[[int], None],
+                 executor: Callable[[int], ThreadPoolExecutor] | None = None):
         self.size, self.work = size, work
+        self._executor = executor or self._own_executor
+        self._own: ThreadPoolExecutor | None = None
         self._barrier = threading.Barrier(size)
         self._claims: dict[object, Iterator[int]] = {}
 
@@ -83,9 +84,7 @@ class ThreadTeam:
 
     def run(self) -> None:
         self._claims = {}
-        pool = ThreadTeam._pool
-        if pool is None or pool._max_workers < self.size - 1:
-            pool = ThreadTeam._pool = ThreadPoolExecutor(self.size - 1, thread_name_prefix="tdn-team")
+        pool = self._executor(self.size - 1)
         futures = [pool.submit(self._member, rank) for rank in range(1, self.size)]
         errors = []
         try:
@@ -112,8 +111,17 @@ class ThreadTeam:
     def barrier(self, rank: int) -> None:
         self._barrier.wait()
 
+    def _own_executor(self, threads: int) -> ThreadPoolExecutor:
+        if self._own is None:
+            self._own = ThreadPoolExecutor(threads, thread_name_prefix="tdn-team")
+            weakref.finalize(self, self._own.shutdown, wait=False)
+        return self._own
+
     def close(self) -> None:
-        """Nothing to release: the pool's threads are shared."""
+        """End the team's own threads (a pool given to it belongs to its giver)."""
+        if self._own is not None:
+            self._own.shutdown(wait=True)
+            self._own = None
 
 
 class ProcessTeam:
@@ -124,8 +132,9 @@ class ProcessTeam:
     collected, or when the parent process is gone.
     """
 
-    def __init__(self, size: int, work: Callable[[int], None]):
-        self.size, self.work = size, work
+    def __init__(self, size: int, work: Callable[[int], None],
+                 on_start: Callable[[ProcessTeam], None] | None = None):
+        self.size, self.work, self.on_start = size, work, on_start
         self._finalizer: weakref.finalize | None = None
 
     def run(self) -> None:
@@ -180,6 +189,8 @@ class ProcessTeam:
             self._finalizer()
 
     def _start(self) -> None:
+        if self.on_start is not None:
+            self.on_start(self)  # a Network's pool: the helpers of its other plans stop first
         self.state = shared_zeros((PER_RANK + 2 * self.size,), np.int64)
         self.message = shared_zeros((MESSAGE_BYTES,), np.uint8)
         self.lock = multiprocessing.get_context("fork").Lock()
@@ -270,7 +281,6 @@ class ProcessTeam:
 
 def _after_fork_in_child() -> None:
     """In any forked child (a helper, or a multiprocessing worker of the application):"""
-    ThreadTeam._pool = None  # the pool's threads do not exist here
     for waker in _WAKERS:
         os.close(waker)  # the helpers must see the end of file when their parent goes, not when this one does
     _WAKERS.clear()

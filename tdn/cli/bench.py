@@ -9,10 +9,11 @@ import sys
 from collections.abc import Iterable
 
 from tdn.bench import blas_info, children_max_rss_mb, max_rss_mb, random_input, time_function
+from tdn.cli.classify import add_parallel_option
 from tdn.cli.options import parse_size, positive_int
 from tdn.errors import TdnError
 from tdn.files import atomic_file, check_output_path
-from tdn.graph import MAX_BUFFER_VALUES, load_graph
+from tdn.graph import MAX_BUFFER_VALUES, Graph, load_graph
 from tdn.network import Network
 from tdn.plugins import registry
 from tdn.weights import random_params, read_weights
@@ -45,6 +46,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--size", type=parse_size, help="input WIDTHxHEIGHT (default: the cfg's)")
     parser.add_argument("--runs", type=positive_int, default=20, help="timed runs per case (default 20)")
     parser.add_argument("--warmup", type=positive_int, default=3, help="untimed runs first (default 3)")
+    add_parallel_option(parser)
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE")
     parser.set_defaults(run=run, order="tdn bench [options] CFG [WEIGHTS]")
 
@@ -58,6 +60,17 @@ def _progress(label: str):
             return runs
         return tqdm(runs, desc=label, leave=False, file=sys.stderr, unit="run")
     return wrap
+
+
+def _time(network: Network, graph: Graph, batch: int, width: int, height: int, args: argparse.Namespace) -> dict:
+    x = random_input(batch, graph.net.channels, height, width)
+    name = network.backend.name + (f"/{network.parallel}" if network.parallel else "")
+    timing = time_function(name, network.predict, x, args.warmup, args.runs,
+                           progress=_progress(f"{name} batch {batch}"))
+    print(f"{timing.name:<14} {batch:>5} {timing.median_ms:>10.2f} "
+          f"{timing.p25_ms:>7.2f}-{timing.p75_ms:<7.2f} {timing.ms_per_image:>9.2f} "
+          f"{timing.images_per_second:>9.1f} {timing.peak_traced_mb:>8.1f}")
+    return timing.as_dict()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -74,15 +87,12 @@ def run(args: argparse.Namespace) -> int:
     print(f"{'backend':<14} {'batch':>5} {'median ms':>10} {'IQR ms':>15} {'ms/image':>9} "
           f"{'images/s':>9} {'alloc MB':>8}")
     for name in args.backends or ["auto"]:
-        network = Network(graph, params, registry().get(name), args.precision)
-        for batch in args.batch:
-            x = random_input(batch, graph.net.channels, height, width)
-            timing = time_function(network.backend.name, network.predict, x, args.warmup, args.runs,
-                                   progress=_progress(f"{network.backend.name} batch {batch}"))
-            results.append(timing.as_dict())
-            print(f"{timing.name:<14} {batch:>5} {timing.median_ms:>10.2f} "
-                  f"{timing.p25_ms:>7.2f}-{timing.p75_ms:<7.2f} {timing.ms_per_image:>9.2f} "
-                  f"{timing.images_per_second:>9.1f} {timing.peak_traced_mb:>8.1f}")
+        backend = registry().get(name)
+        parallel = args.parallel if backend.parallel_modes else None  # the others have one way
+        with Network(graph, params, backend, args.precision, parallel) as network:
+            for batch in args.batch:
+                results.append(_time(network, graph, batch, width, height, args))
+
     helpers = children_max_rss_mb()
     print("tdn: alloc MB: the most memory NumPy and Python allocated at once during one run (tracemalloc); "
           "buffers a backend allocates otherwise (BLAS, CUDA, shared memory) are not in it", file=sys.stderr)

@@ -73,12 +73,20 @@ def add_input_options(parser: argparse.ArgumentParser) -> None:
                              "stb_image gives (default; other files go to Pillow with a warning); "
                              "pillow: Pillow's libjpeg-turbo, faster, JPEG pixels a few levels off. "
                              "Both ignore EXIF orientation, as Darknet does")
+    add_parallel_option(parser)
     parser.add_argument("--strict", action="store_true",
                         help="stop with exit status 1 at the first unreadable image "
                              "(default: report it on stderr, skip it and go on)")
     parser.add_argument("--max-pixels", type=positive_int, default=DEFAULT_MAX_PIXELS, metavar="N",
                         help="skip, as unreadable, an image of more than N pixels, or one whose "
                              f"preprocessing would make an array of more (default {DEFAULT_MAX_PIXELS})")
+
+
+def add_parallel_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--parallel", metavar="MODE",
+                        help="how the backend uses the other cores: for numpy, threads (default) or "
+                             "processes (forked helpers that spin between calls; Linux x86-64; see "
+                             "README). Default: $TDN_PARALLEL, else the backend's own")
 
 
 def image_paths(args: argparse.Namespace) -> list[str]:
@@ -116,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
         names, top = names_from_data_file(args.data)
     top = args.top or top or 5
     paths = image_paths(args)
-    net = load(args.cfg, args.weights, args.backend, args.precision)
+    net = load(args.cfg, args.weights, args.backend, args.precision, args.parallel)
     if names is not None and len(names) < net.classes:
         raise TdnError(f"{args.names or args.data}: {len(names)} class names for a network "
                        f"with {net.classes} outputs")

@@ -71,7 +71,7 @@ def labelled_images(args: argparse.Namespace, names: list[str]) -> list[tuple[st
 
 def run(args: argparse.Namespace) -> int:
     check_input_options(args)
-    net = load(args.cfg, args.weights, args.backend, args.precision)
+    net = load(args.cfg, args.weights, args.backend, args.precision, args.parallel)
     names = read_names(args.labels)
     if len(names) < net.classes:
         raise TdnError(f"{args.labels}: {len(names)} labels for a network with {net.classes} outputs")
