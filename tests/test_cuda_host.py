@@ -227,7 +227,9 @@ temperature=2
         ShortcutArgs(alpha=0.5, beta=2.0, activation="relu"), RouteArgs(groups=2, group_id=1),
         UpsampleArgs(stride=2, scale=0.25), CropArgs(scale=2.0, shift=-1.0), ConnectedArgs("logistic"),
         SoftmaxArgs(groups=1, temperature=2.0)]
-    assert plan.steps[0].args == tiling.ConvGeometry(2, 4, 8, 8, 4, 8, 8, 3, 1, 1, 1, "leaky")
+    # 4 filters of an 8x8 map: the rule picks the narrow tile (least padding, most blocks).
+    assert plan.steps[0].args == tiling.ConvGeometry(2, 4, 8, 8, 4, 8, 8, 3, 1, 1, 1, "leaky",
+                                                     tiling.CONV_VARIANTS["m32n16k16"])
 
 
 def _geo():

@@ -7,10 +7,10 @@ import sys
 import warnings
 
 from tdn import __version__
-from tdn.cli import backends, bench, classify, download, export, summary, valid
+from tdn.cli import backends, bench, classify, download, export, summary, tune, valid
 from tdn.errors import TdnError
 
-SUBCOMMANDS = (classify, summary, backends, download, valid, bench, export)
+SUBCOMMANDS = (classify, summary, backends, download, valid, bench, export, tune)
 
 
 def build_parser() -> argparse.ArgumentParser:
