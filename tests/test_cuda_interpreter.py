@@ -265,3 +265,15 @@ def test_mma_fragments_follow_the_isa_tables(tmp_path, monkeypatch, f16):
     library = build.compile_source(MMA_KERNEL, "mma.cu", ("k",), {})
     launcher.launch(library, "k", (1,), (32,), (*arrays, np.int32(f16)), every_schedule=True)
     np.testing.assert_array_equal(arrays[3].view(), a @ b + c)
+
+
+def test_cpu_builds_are_cached_by_their_content(tmp_path, monkeypatch):
+    monkeypatch.setenv("TDN_CACHE_DIR", str(tmp_path))
+    source = 'extern "C" __global__ void k(float* y) { y[threadIdx.x] = 1.f; }\n'
+    first = build.compile_source(source, "cached.cu", ("k",), {})
+    built = first.stat().st_mtime_ns
+    assert build.compile_source(source, "cached.cu", ("k",), {}) == first and first.stat().st_mtime_ns == built
+    assert build.compile_source(source.replace("1.f", "2.f"), "cached.cu", ("k",), {}) != first
+    assert build.compile_source(source, "cached.cu", ("k",), {"TILE": 8}) != first
+    assert sorted(path.name for path in (tmp_path / "cuda-interpreter").iterdir()) == sorted(
+        path.name for path in (tmp_path / "cuda-interpreter").glob("cached-*.so"))  # no temporary left behind
