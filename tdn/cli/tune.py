@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from tdn.cli.bench import batch_list
-from tdn.cli.options import positive_int
+from tdn.cli.options import parse_size, positive_int
 from tdn.errors import BackendError, TdnError
 from tdn.graph import load_graph
 
@@ -39,6 +39,7 @@ def add_parser(subparsers) -> None:
                         help="batch sizes, like 1,64,256 (default 1,8,64,256)")
     parser.add_argument("--precision", type=precision_list, default=["fp32", "tf32", "fp16"],
                         help="precisions, like fp32,fp16 (default fp32,tf32,fp16)")
+    parser.add_argument("--size", type=parse_size, help="input WIDTHxHEIGHT of every network (default: each cfg's)")
     parser.add_argument("--repeats", type=positive_int, default=20,
                         help="at most this many timed launches per variant and shape (default 20)")
     parser.add_argument("--output", type=Path,
@@ -53,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
     from tdn.backends.cuda.device import device
 
     graphs = [load_graph(path) for path in args.cfgs]
+    if args.size:
+        graphs = [graph.resized(args.size[1], args.size[0]) for graph in graphs]
     reason = cuda_unavailable_reason()
     if reason is not None:
         raise BackendError(f"cannot tune the cuda backend: {reason}")
