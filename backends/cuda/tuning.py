@@ -27,8 +27,8 @@ from tdn.backends.cuda.tiling import CONV_VARIANTS, ConvGeometry, ConvVariant, r
 from tdn.errors import TdnError
 
 FORMAT = 1
-# Streaming multiprocessors of the H100 SXM and of the H200 (both 132, from their data sheets, as
-# tdn/gpu_specs.py cites them): a grid of fewer blocks leaves SMs idle.
+# Streaming multiprocessors of the H100 SXM and of the H200 SXM (132 each, NVIDIA's H100 data sheet
+# and Hopper architecture whitepaper): a grid of fewer blocks leaves SMs idle.
 SM_COUNT = 132
 
 
