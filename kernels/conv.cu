@@ -72,6 +72,7 @@ __device__ __forceinline__ void conv_body(const float* __restrict__ x, const flo
     const float* wg = w + (long long)g * a.k_pad * a.m_pad + m0;
 
     float acc[16];
+#pragma unroll
     for (int i = 0; i < 16; ++i) acc[i] = 0.f;
     const int warp = t / 32, lane = t % 32, gid = lane / 4, tid = lane % 4;
     const int warp_m = (warp % WARPS_M) * 32, warp_n = (warp / WARPS_M) * 16;
@@ -99,9 +100,14 @@ __device__ __forceinline__ void conv_body(const float* __restrict__ x, const flo
 #pragma unroll
             for (int k = 0; k < TILE_K; ++k) {
                 float wv[4], xv[4];
+                // Unrolled whatever TILE_K is, so that acc stays in registers (no local memory).
+#pragma unroll
                 for (int i = 0; i < 4; ++i) wv[i] = tile_w[k][tm + ROWS_T * i];
+#pragma unroll
                 for (int j = 0; j < 4; ++j) xv[j] = tile_x[k][tn + COLS_T * j];
+#pragma unroll
                 for (int i = 0; i < 4; ++i)
+#pragma unroll
                     for (int j = 0; j < 4; ++j) acc[i * 4 + j] = fmaf(wv[i], xv[j], acc[i * 4 + j]);
             }
         } else {
@@ -159,6 +165,7 @@ __device__ __forceinline__ void conv_body(const float* __restrict__ x, const flo
     }
 
     // Epilogue: bias (batch-norm folded into it) and activation, stored as NCHW.
+#pragma unroll  // acc indexed by constants only: it stays in registers
     for (int e = 0; e < 16; ++e) {
         int m, col;
         if (MODE == MODE_F32) {

@@ -48,7 +48,7 @@ CONV_VARIANTS: dict[str, ConvVariant] = {v.name: v for v in (
                 "staged once per 64 uses"),
     ConvVariant("m128n64k32", 4, 4, 32, "large maps with many filters: twice the reuse of each staged "
                 "input value, half the passes over the input per filter (fewer bytes per FLOP)"),
-    ConvVariant("m64n32k32", 2, 2, 32, "mid-sized maps: 128 threads, twice the blocks of m64n64 on the "
+    ConvVariant("m64n32k16", 2, 2, 16, "mid-sized maps: 128 threads, twice the blocks of m64n64 on the "
                 "same layer"),
     ConvVariant("m32n16k16", 1, 1, 16, "small maps with many filters (7x7 or 14x14 at small batches): "
                 "one warp per block, 8x the blocks of m64n64, so that the grid fills the GPU"),
