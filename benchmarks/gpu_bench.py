@@ -1,8 +1,9 @@
 """Tiny Darknet on one GPU: tdn's CUDA backend against PyTorch, in one run.
 
 Times host-to-host forward passes (input array in, probabilities out) at each batch size
-for tdn's cuda backend at each precision (entries cuda-fp32, cuda-tf32, cuda-fp16) and
-PyTorch (cuDNN, channels_last: eager, CUDA graph, torch.compile), and writes ms/batch,
+for tdn's cuda backend at each precision (entries cuda-fp32, cuda-tf32, cuda-fp16),
+PyTorch (cuDNN, channels_last: eager, CUDA graph, torch.compile) and, with --tensorrt where it is
+installed, TensorRT engines built from our ONNX export (tensorrt-fp32, tensorrt-fp16), and writes ms/batch,
 images/s and each entry's ratio to PyTorch's best at that batch to
 benchmarks/results/<device>-<time>.json.
 
@@ -15,6 +16,7 @@ import argparse
 import json
 import platform
 import re
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -38,6 +40,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results")
     parser.add_argument("--skip-torch", action="store_true")
+    parser.add_argument("--compile-mode", default="max-autotune", help="torch.compile's mode (default max-autotune)")
+    parser.add_argument("--tensorrt", action="store_true",
+                        help="also time TensorRT on `tdn export onnx`'s model, where tensorrt imports")
     args = parser.parse_args(argv)
     if any(b < 1 for b in args.batches) or args.repeats < 1:
         parser.error("batch sizes and --repeats must be positive")
@@ -144,13 +149,69 @@ def torch_runners(args, batch: int) -> dict[str, Callable[[], object]]:
         graph.replay()
         return static_out.cpu()
 
-    compiled = torch.compile(model, mode="max-autotune")
+    compiled = torch.compile(model, mode=args.compile_mode)
 
     def compiled_run():
         with torch.inference_mode():
             return compiled(host.cuda(non_blocking=True).to(memory_format=torch.channels_last)).cpu()
 
     return dict(zip(TORCH_MODES, (eager, graphed, compiled_run), strict=True))
+
+
+def tensorrt_runners(args, batch: int, onnx_path: Path) -> dict[str, Callable[[], object]]:
+    """One engine per precision (fp32; fp16 with fp32 fallback) for this batch, host to host on
+    pinned buffers like the other entries."""
+    import cupy
+    import cupyx
+    import tensorrt as trt
+
+    logger = trt.Logger(trt.Logger.WARNING)
+    shape = (batch, 3, args.size, args.size)
+    runners = {}
+    for precision in [p for p in args.precisions if p in ("fp32", "fp16")]:
+        builder = trt.Builder(logger)
+        network = builder.create_network(0)
+        parser = trt.OnnxParser(network, logger)
+        if not parser.parse(onnx_path.read_bytes()):
+            raise SystemExit(f"TensorRT cannot parse {onnx_path}: {parser.get_error(0)}")
+        config = builder.create_builder_config()
+        if precision == "fp16":
+            config.set_flag(trt.BuilderFlag.FP16)
+        profile = builder.create_optimization_profile()
+        profile.set_shape("input", shape, shape, shape)
+        config.add_optimization_profile(profile)
+        engine = trt.Runtime(logger).deserialize_cuda_engine(builder.build_serialized_network(network, config))
+        context = engine.create_execution_context()
+        context.set_input_shape("input", shape)
+        x = cupy.empty(shape, np.float32)
+        y = cupy.empty(tuple(context.get_tensor_shape("output")), np.float32)
+        context.set_tensor_address("input", x.data.ptr)
+        context.set_tensor_address("output", y.data.ptr)
+        host_in = cupyx.empty_pinned(shape, np.float32)
+        host_in[...] = np.random.default_rng(0).random(shape, np.float32)
+        host_out = cupyx.empty_pinned(y.shape, np.float32)
+        stream = cupy.cuda.Stream(non_blocking=True)
+
+        def run(context=context, x=x, y=y, host_in=host_in, host_out=host_out, stream=stream):
+            x.set(host_in, stream=stream)
+            context.execute_async_v3(stream.ptr)
+            y.get(stream=stream, out=host_out)
+            stream.synchronize()
+            return host_out
+
+        runners[f"tensorrt-{precision}"] = run
+    return runners
+
+
+def export_onnx(args, folder: Path) -> Path:
+    from tdn.graph import load_graph
+    from tdn.onnx_export import export_onnx as write_onnx
+    from tdn.weights import fold_params, read_weights
+
+    graph = load_graph(args.cfg)
+    path = folder / "model.onnx"
+    write_onnx(graph, fold_params(graph, read_weights(args.weights, graph)[1]), path)
+    return path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -161,6 +222,16 @@ def main(argv: list[str] | None = None) -> int:
     environment = {"driver": cupy.cuda.runtime.driverGetVersion(), "cupy": cupy.__version__,
                    "python": platform.python_version(), "size": args.size, "repeats": args.repeats}
     timings: dict[int, dict[str, float]] = {}
+    onnx_path = None
+    if args.tensorrt:
+        try:
+            import tensorrt
+
+            environment["tensorrt"] = tensorrt.__version__
+            onnx_path = export_onnx(args, Path(tempfile.mkdtemp()))
+        except ImportError as error:
+            environment["tensorrt"] = f"not installed: {error}"
+            print(f"TensorRT skipped: {error}", flush=True)
     for batch in args.batches:
         runners = {f"cuda-{precision}": tdn_runner(args, precision, batch) for precision in args.precisions}
         if not args.skip_torch:
@@ -168,6 +239,8 @@ def main(argv: list[str] | None = None) -> int:
 
             environment["torch"] = torch.__version__
             runners.update(torch_runners(args, batch))
+        if onnx_path is not None:
+            runners.update(tensorrt_runners(args, batch, onnx_path))
         timings[batch] = {name: median_ms(run, args.repeats, args.warmup) for name, run in runners.items()}
         print(batch, {name: round(ms, 4) for name, ms in timings[batch].items()}, flush=True)
     path = write_result(args.out, device, environment, summarise(timings))

@@ -5,18 +5,28 @@
 //
 // Layouts: x (N, C, H, W); w packed by the host as (groups, k_pad, m_pad), zero-padded to
 // whole tiles (tdn.backends.cuda.tiling.pack_weights); bias (M,); y (N, M, OH, OW).
-// A block computes a TILE_M x TILE_N tile of one group's output with 256 threads.
+// A block of WARPS_M x WARPS_N warps computes a TILE_M x TILE_N tile of one group's output,
+// each warp a 32 x 16 sub-tile and each thread 16 of its outputs, in every mode.
 //
 // Three entry points share the tiling: conv_f32 (FMA), conv_tf32 and conv_f16 (tensor
 // cores through mma.sync; operands rounded to tf32 / fp16, sums kept in float32).
 #include "activations.cuh"
 
-// TILE_M, TILE_N, TILE_K and THREADS come from the host as -D definitions
-// (tdn.backends.cuda.kernels.DEFINES, from tiling.py).
-#define ROW (TILE_M + 4)  // padded shared row: fragment reads hit distinct banks
+// WARPS_M, WARPS_N and TILE_K come from the host as -D definitions, one set per variant
+// (tdn.backends.cuda.tiling.CONV_VARIANTS); the rest follows from them.
+#define TILE_M (32 * WARPS_M)
+#define TILE_N (16 * WARPS_N)
+#define THREADS (32 * WARPS_M * WARPS_N)
+#define ROW_M (TILE_M + 4)  // padded shared rows: fragment reads hit distinct banks
+#define ROW_N (TILE_N + 4)
+// The f32 path: threads in a (THREADS / COLS_T) x COLS_T grid, each owning 4 rows strided by
+// ROWS_T and 4 columns strided by COLS_T, so that a warp's stores are coalesced.
+#define COLS_T (TILE_N / 4)
+#define ROWS_T (THREADS / COLS_T)
 static_assert(TILE_K % 16 == 0, "the f16 path steps k by 16 (mma m16n8k16)");
 static_assert(TILE_K * TILE_M % THREADS == 0 && TILE_K * TILE_N % THREADS == 0, "whole tile loads");
-static_assert(TILE_M == 64 && TILE_N == 64 && THREADS == 256, "the warp layout below assumes 8 warps of 32 x 16");
+static_assert(THREADS % TILE_N == 0, "each thread gathers one fixed column");
+static_assert(4 * ROWS_T == TILE_M, "4 rows per thread in the f32 path");
 
 struct ConvArgs {
     int channels, height, width;      // input, per image
@@ -45,8 +55,8 @@ template <int MODE>
 __device__ __forceinline__ void conv_body(const float* __restrict__ x, const float* __restrict__ w,
                                           const float* __restrict__ bias, float* __restrict__ y,
                                           const ConvArgs a) {
-    __shared__ float tile_w[TILE_K][ROW];  // [k][m]
-    __shared__ float tile_x[TILE_K][ROW];  // [k][p]
+    __shared__ float tile_w[TILE_K][ROW_M];  // [k][m]
+    __shared__ float tile_x[TILE_K][ROW_N];  // [k][p]
     const int t = threadIdx.x, g = blockIdx.z;
     const int m0 = blockIdx.y * TILE_M, p0 = blockIdx.x * TILE_N;
     const int plane = a.out_h * a.out_w, window = a.size * a.size;
@@ -62,9 +72,10 @@ __device__ __forceinline__ void conv_body(const float* __restrict__ x, const flo
     const float* wg = w + (long long)g * a.k_pad * a.m_pad + m0;
 
     float acc[16];
+#pragma unroll
     for (int i = 0; i < 16; ++i) acc[i] = 0.f;
     const int warp = t / 32, lane = t % 32, gid = lane / 4, tid = lane % 4;
-    const int warp_m = (warp % 2) * 32, warp_n = (warp / 2) * 16;
+    const int warp_m = (warp % WARPS_M) * 32, warp_n = (warp / WARPS_M) * 16;
 
     for (int k0 = 0; k0 < a.k_pad; k0 += TILE_K) {
         for (int i = 0; i < TILE_K * TILE_M / THREADS; ++i) {
@@ -84,14 +95,19 @@ __device__ __forceinline__ void conv_body(const float* __restrict__ x, const flo
         }
         __syncthreads();
         if (MODE == MODE_F32) {
-            // Thread (tm, tn) owns rows tm + 16 i and columns tn + 16 j: coalesced stores.
-            const int tm = t / 16, tn = t % 16;
+            // Thread (tm, tn) owns rows tm + ROWS_T i and columns tn + COLS_T j.
+            const int tm = t / COLS_T, tn = t % COLS_T;
 #pragma unroll
             for (int k = 0; k < TILE_K; ++k) {
                 float wv[4], xv[4];
-                for (int i = 0; i < 4; ++i) wv[i] = tile_w[k][tm + 16 * i];
-                for (int j = 0; j < 4; ++j) xv[j] = tile_x[k][tn + 16 * j];
+                // Unrolled whatever TILE_K is, so that acc stays in registers (no local memory).
+#pragma unroll
+                for (int i = 0; i < 4; ++i) wv[i] = tile_w[k][tm + ROWS_T * i];
+#pragma unroll
+                for (int j = 0; j < 4; ++j) xv[j] = tile_x[k][tn + COLS_T * j];
+#pragma unroll
                 for (int i = 0; i < 4; ++i)
+#pragma unroll
                     for (int j = 0; j < 4; ++j) acc[i * 4 + j] = fmaf(wv[i], xv[j], acc[i * 4 + j]);
             }
         } else {
@@ -149,11 +165,12 @@ __device__ __forceinline__ void conv_body(const float* __restrict__ x, const flo
     }
 
     // Epilogue: bias (batch-norm folded into it) and activation, stored as NCHW.
+#pragma unroll  // acc indexed by constants only: it stays in registers
     for (int e = 0; e < 16; ++e) {
         int m, col;
         if (MODE == MODE_F32) {
-            m = t / 16 + 16 * (e / 4);
-            col = t % 16 + 16 * (e % 4);
+            m = t / COLS_T + ROWS_T * (e / 4);
+            col = t % COLS_T + COLS_T * (e % 4);
         } else {
             int tile = e / 4, c = e % 4;
             m = warp_m + (tile / 2) * 16 + gid + (c >= 2 ? 8 : 0);

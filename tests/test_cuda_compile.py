@@ -33,6 +33,8 @@ def find_nvcc() -> str:
 
 # Every .cu in the package, whether or not kernels.KERNELS lists it.
 SOURCES = sorted(entry.name for entry in resources.files("tdn.kernels").iterdir() if entry.name.endswith(".cu"))
+# Each source once per compile-time variant (conv.cu's tilings); "" the only one of the others.
+BUILDS = [(name, variant) for name in SOURCES for variant in kernels.VARIANTS.get(name, ("",))]
 
 
 def spilling_functions(report: str) -> list[str]:
@@ -65,12 +67,12 @@ def test_every_source_is_listed_with_its_entry_points():
 
 
 @pytest.mark.parametrize("arch", ARCHES)
-@pytest.mark.parametrize("name", SOURCES)
-def test_kernel_compiles_without_spills(name, arch, tmp_path):
+@pytest.mark.parametrize("name, variant", BUILDS)
+def test_kernel_compiles_without_spills(name, variant, arch, tmp_path):
     source = tmp_path / name
     source.write_text(kernels.kernel_source(name))
     result = subprocess.run(
-        [find_nvcc(), "-cubin", f"-arch={arch}", *kernels.compile_options(name), "-Xptxas", "-v",
+        [find_nvcc(), "-cubin", f"-arch={arch}", *kernels.compile_options(name, variant), "-Xptxas", "-v",
          "-Werror", "all-warnings", "-o", str(tmp_path / "out.cubin"), str(source)],
         capture_output=True, text=True)
     assert result.returncode == 0, f"{name} for {arch}:\n{result.stderr}"
@@ -99,11 +101,11 @@ def _nvrtc_failure(source: str, name: str, options: tuple[str, ...]) -> str | No
 
 
 @pytest.mark.parametrize("arch", ARCHES)
-@pytest.mark.parametrize("name", SOURCES)
-def test_kernel_compiles_with_nvrtc(name, arch):
+@pytest.mark.parametrize("name, variant", BUILDS)
+def test_kernel_compiles_with_nvrtc(name, variant, arch):
     """What cupy.RawModule does on a GPU: NVRTC (the nvidia-cuda-nvrtc wheel, no GPU needed) with
     the backend's options and the device's -arch=sm_XX."""
-    options = (*kernels.compile_options(name), f"-arch={arch}")
+    options = (*kernels.compile_options(name, variant), f"-arch={arch}")
     assert _nvrtc_failure(kernels.kernel_source(name), name, options) is None
 
 

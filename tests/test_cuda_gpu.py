@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tdn.backends.cuda import tiling
 from tdn.backends.cuda.device import device
 from tdn.backends.numpy.convolution import convolve
 from tdn.backends.numpy.pooling import avgpool, maxpool
@@ -77,6 +78,40 @@ def test_conv_matches_numpy(cg, mg, groups, size, stride, padding, batch, height
     expected = convolve(x, layer, weights, bias, *out_shape[1:])
     tol = CONV_TOLERANCE[precision]
     np.testing.assert_allclose(_host(y), expected, rtol=tol, atol=tol)
+
+
+# Small shapes that reach each variant's edges: filters and pixels in partial tiles, groups,
+# stride and padding, several k tiles. (batch, channels, height, width, filters, size, stride,
+# padding, groups, activation); activations without libm calls, whose digits depend on the libm.
+VARIANT_SHAPES = [(2, 5, 9, 7, 70, 3, 1, 1, 1, "leaky"), (1, 6, 8, 8, 36, 3, 2, 1, 2, "linear"),
+                  (3, 40, 5, 5, 40, 1, 1, 0, 1, "relu")]
+
+
+@pytest.mark.parametrize("precision", sorted(CONV_TOLERANCE))
+@pytest.mark.parametrize("variant", sorted(tiling.CONV_VARIANTS))
+def test_conv_variant_matches_numpy_and_the_default_bit_for_bit(variant, precision):
+    """Every conv.cu variant computes each output with the same sums in the same k order, so
+    its results are the default variant's to the bit, and within tolerance of NumPy's."""
+    from tdn.backends.cuda import kernels
+
+    rng = np.random.default_rng(7)
+    for batch, channels, height, width, filters, size, stride, padding, groups, activation in VARIANT_SHAPES:
+        layer = Convolutional(filters, size, stride, padding, groups, False, activation)
+        in_shape = (channels, height, width)
+        out_shape = layer.output_shape(in_shape)
+        x = rng.standard_normal((batch, *in_shape)).astype(np.float32)
+        weights = rng.standard_normal((filters, channels // groups, size, size)).astype(np.float32) / 4
+        bias = rng.standard_normal(filters).astype(np.float32)
+        results = {}
+        for name in {variant, tiling.DEFAULT_VARIANT.name}:
+            geo = tiling.ConvGeometry.of(layer, in_shape, out_shape, batch, tiling.CONV_VARIANTS[name])
+            y = _device(np.full((batch, *out_shape), np.nan, np.float32))
+            kernels.conv(_device(x), _device(geo.pack_weights(weights)), _device(bias), y, geo, precision)
+            results[name] = _host(y)
+        expected = convolve(x, layer, weights, bias, *out_shape[1:])
+        tol = CONV_TOLERANCE[precision]
+        np.testing.assert_allclose(results[variant], expected, rtol=tol, atol=tol)
+        np.testing.assert_array_equal(results[variant], results[tiling.DEFAULT_VARIANT.name])
 
 
 @examples

@@ -52,14 +52,33 @@ def test_activation_ids_match_tdn_activations():
 
 def test_tile_sizes_reach_the_sources_as_definitions_only():
     """One home for each tile size: Python, passed with -D; no .cu file defines its own."""
-    for file, defines in kernels.DEFINES.items():
+    for file in kernels.KERNELS:
         source = kernels.kernel_source(file)
-        for name, value in defines.items():
-            assert not re.search(rf"#define {name}\b", source), f"{file} defines {name} itself"
-            assert name in source, f"{file} never uses {name}"
-            assert f"-D{name}={value}" in kernels.compile_options(file)
-    assert kernels.DEFINES["conv.cu"] == {name: getattr(tiling, name) for name in ("TILE_M", "TILE_N", "TILE_K",
-                                                                                   "THREADS")}
+        for variant in kernels.VARIANTS.get(file, ("",)):
+            for name, value in kernels.defines(file, variant).items():
+                assert not re.search(rf"#define {name}\b", source), f"{file} defines {name} itself"
+                assert name in source, f"{file} never uses {name}"
+                assert f"-D{name}={value}" in kernels.compile_options(file, variant)
+    assert kernels.defines("conv.cu") == tiling.DEFAULT_VARIANT.defines()
+
+
+def test_conv_variants_are_one_table_each_compiled_with_its_own_definitions():
+    assert kernels.VARIANTS["conv.cu"] == tuple(tiling.CONV_VARIANTS)
+    options = {kernels.compile_options("conv.cu", name) for name in tiling.CONV_VARIANTS}
+    assert len(options) == len(tiling.CONV_VARIANTS)
+    for name, variant in tiling.CONV_VARIANTS.items():
+        assert variant.name == name and variant.purpose
+        assert variant.threads == 32 * variant.warps_m * variant.warps_n <= 1024
+        # conv.cu's static_asserts, here so that a bad table entry fails without a compiler.
+        assert variant.tile_k % 16 == 0
+        assert variant.tile_k * variant.tile_m % variant.threads == 0
+        assert variant.tile_k * variant.tile_n % variant.threads == 0
+        shared_bytes = 4 * variant.tile_k * (variant.tile_m + variant.tile_n + 8)
+        assert shared_bytes <= 48 * 1024, f"{name} needs {shared_bytes} bytes of static shared memory"
+    with pytest.raises(ValueError, match="unknown variant 'm1n1'"):
+        kernels.compile_options("conv.cu", "m1n1")
+    with pytest.raises(ValueError, match="maxpool.cu has no variants"):
+        kernels.compile_options("maxpool.cu", "m64n64k16")
 
 
 def test_scalars_follow_conv_params_order():
@@ -75,10 +94,11 @@ def test_scalars_follow_conv_params_order():
 
 def test_grid_covers_every_output_once():
     geo = tiling.ConvGeometry(3, 16, 56, 56, 130, 56, 56, 1, 1, 0, 1, "leaky")
-    grid = geo.grid
-    assert grid == (-(-3 * 56 * 56 // 64), 3, 1)
-    assert grid[0] * tiling.TILE_N >= geo.pixels > (grid[0] - 1) * tiling.TILE_N
-    assert grid[1] * tiling.TILE_M >= geo.m_group > (grid[1] - 1) * tiling.TILE_M
+    assert geo.grid == (-(-3 * 56 * 56 // 64), 3, 1)
+    for variant in tiling.CONV_VARIANTS.values():
+        grid = replace(geo, variant=variant).grid
+        assert grid[0] * variant.tile_n >= geo.pixels > (grid[0] - 1) * variant.tile_n
+        assert grid[1] * variant.tile_m >= geo.m_group > (grid[1] - 1) * variant.tile_m
 
 
 @given(channels_per_group=st.integers(1, 5), filters_per_group=st.integers(1, 70),
@@ -95,7 +115,7 @@ def test_packed_weights_times_im2col_is_the_convolution(channels_per_group, filt
     weights = rng.standard_normal((m, channels_per_group, size, size)).astype(np.float32)
     x = rng.standard_normal((2, c, height, height + 1)).astype(np.float32)
     packed = geo.pack_weights(weights)
-    assert packed.shape == (groups, geo.k_pad, geo.m_pad) and geo.k_pad % tiling.TILE_K == 0
+    assert packed.shape == (groups, geo.k_pad, geo.m_pad) and geo.k_pad % geo.variant.tile_k == 0
     assert not packed[:, geo.k_group:].any() and not packed[:, :, geo.m_group:].any()
     columns = im2col(x, layer, geo.out_h, geo.out_w)  # (n, g, K, P), K in (c, ky, kx) order
     out = np.einsum("gkm,ngkp->ngmp", packed[:, :geo.k_group, :geo.m_group], columns)
@@ -207,7 +227,9 @@ temperature=2
         ShortcutArgs(alpha=0.5, beta=2.0, activation="relu"), RouteArgs(groups=2, group_id=1),
         UpsampleArgs(stride=2, scale=0.25), CropArgs(scale=2.0, shift=-1.0), ConnectedArgs("logistic"),
         SoftmaxArgs(groups=1, temperature=2.0)]
-    assert plan.steps[0].args == tiling.ConvGeometry(2, 4, 8, 8, 4, 8, 8, 3, 1, 1, 1, "leaky")
+    # 4 filters of an 8x8 map: the rule picks the narrow tile (least padding, most blocks).
+    assert plan.steps[0].args == tiling.ConvGeometry(2, 4, 8, 8, 4, 8, 8, 3, 1, 1, 1, "leaky",
+                                                     tiling.CONV_VARIANTS["m32n16k16"])
 
 
 def _geo():
@@ -247,7 +269,7 @@ def launches(monkeypatch):
     calls = []
 
     class Recorder:
-        def launch(self, file, entry, grid, block, args):
+        def launch(self, file, entry, grid, block, args, variant=""):
             calls.append((file, entry, grid, block, args))
 
     monkeypatch.setattr(kernels, "device", Recorder)
@@ -259,7 +281,7 @@ def test_each_precision_launches_its_conv_entry(launches, precision, entry):
     geo = _geo()
     kernels.conv(*_conv_arrays(geo), geo, precision)
     [(file, name, grid, block, args)] = launches
-    assert (file, name, grid, block) == ("conv.cu", entry, geo.grid, (tiling.THREADS,))
+    assert (file, name, grid, block) == ("conv.cu", entry, geo.grid, (geo.variant.threads,))
     assert [int(v) for v in args[4:]] == list(geo.scalars())
     assert all(type(v) is np.int32 for v in args[4:])
 

@@ -277,3 +277,28 @@ def test_cpu_builds_are_cached_by_their_content(tmp_path, monkeypatch):
     assert build.compile_source(source, "cached.cu", ("k",), {"TILE": 8}) != first
     assert sorted(path.name for path in (tmp_path / "cuda-interpreter").iterdir()) == sorted(
         path.name for path in (tmp_path / "cuda-interpreter").glob("cached-*.so"))  # no temporary left behind
+
+
+def test_libraries_of_one_source_with_different_definitions_keep_their_own_shared_memory():
+    """Two builds of one templated kernel (as conv.cu's variants are), loaded in one process: each
+    uses its own __shared__ arrays, sized by its own definitions (g++ would otherwise make the
+    template's statics one object per process)."""
+    from tdn.backends.cuda.interpreter.memory import DeviceArray
+
+    source = ('template <int V> __device__ void body(float* y) {\n'
+              '    __shared__ float a[BLOCK];\n'
+              '    __shared__ float b[BLOCK];\n'
+              '    a[threadIdx.x] = VALUE * threadIdx.x;\n'
+              '    b[threadIdx.x] = -1.0f;\n'
+              '    __syncthreads();\n'
+              '    y[blockIdx.x * blockDim.x + threadIdx.x] = a[BLOCK - 1 - threadIdx.x] + b[threadIdx.x];\n'
+              '}\n'
+              'extern "C" __global__ void k(float* y) { body<0>(y); }\n')
+    cases = ((1, 32), (2, 128))
+    libraries = [build.compile_source(source, "two.cu", ("k",), {"VALUE": value, "BLOCK": block})
+                 for value, block in cases]
+    for (value, block), library in zip(cases, libraries, strict=True):
+        y = DeviceArray((256,))
+        launcher.launch(library, "k", (256 // block,), (block,), (y,), every_schedule=True)
+        expected = np.tile(value * np.arange(block - 1, -1, -1, dtype=np.float32) - 1, 256 // block)
+        np.testing.assert_array_equal(y.view(), expected)

@@ -78,6 +78,9 @@ class CudaBackend(Backend):
         return cuda_unavailable_reason()
 
     def prepare(self, graph: Graph, params: Sequence[LayerParams], batch: int, precision: str) -> Program:
+        from tdn.backends.cuda import tuning
+        from tdn.backends.cuda.device import device
         from tdn.backends.cuda.program import CudaProgram
 
-        return CudaProgram(build_plan(graph, batch), params, precision)
+        choose = tuning.chooser(tuning.best_variants(device().name()), precision)
+        return CudaProgram(build_plan(graph, batch, choose), params, precision)

@@ -6,19 +6,23 @@ it cannot check is this layer's CuPy half.
 
 Module loading and raw launch (`launch`), device memory (`empty`, `upload`, `download`), copies
 (`copy_in`, `copy_out`, `copy2d`, on the current stream), streams (`stream`), graph capture
-(`capture`) and pinned host memory (`pinned`).
+(`capture`), pinned host memory (`pinned`), and for `tdn tune` the device's `name` and a timer
+(`seconds_per_run`).
 """
 
 from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Callable
 from functools import cache
 from typing import Any, Protocol
 
 import numpy as np
 
+# The device name of the interpreter: tuning tables measured under it are marked as such.
+INTERPRETER_NAME = "tdn CUDA interpreter (CPU)"
 _HOST_TO_DEVICE = 1  # cudaMemcpyHostToDevice
 _DEVICE_TO_HOST = 2
 _DEVICE_TO_DEVICE = 3
@@ -38,7 +42,10 @@ class Graph(Protocol):
 class Device(Protocol):
     interpreted: bool
 
-    def launch(self, file: str, entry: str, grid: tuple[int, ...], block: tuple[int, ...], args: tuple) -> None: ...
+    def launch(self, file: str, entry: str, grid: tuple[int, ...], block: tuple[int, ...], args: tuple,
+               variant: str = "") -> None: ...
+    def name(self) -> str: ...
+    def seconds_per_run(self, run: Callable[[], None], repeats: int) -> float: ...
     def empty(self, shape: tuple[int, ...]) -> Any: ...
     def upload(self, host: np.ndarray) -> Any: ...
     def download(self, array: Any) -> np.ndarray: ...
@@ -75,13 +82,27 @@ class CupyDevice:
         self.cupy = cupy
 
     @cache  # noqa: B019 (one device per process, kept for its life)
-    def _module(self, file: str):
+    def _module(self, file: str, variant: str):
         from tdn.backends.cuda import kernels
 
-        return self.cupy.RawModule(code=kernels.kernel_source(file), options=kernels.compile_options(file))
+        return self.cupy.RawModule(code=kernels.kernel_source(file), options=kernels.compile_options(file, variant))
 
-    def launch(self, file, entry, grid, block, args):
-        self._module(file).get_function(entry)(tuple(grid), tuple(block), tuple(args))
+    def launch(self, file, entry, grid, block, args, variant=""):
+        self._module(file, variant).get_function(entry)(tuple(grid), tuple(block), tuple(args))
+
+    def name(self):
+        return str(self.cupy.cuda.runtime.getDeviceProperties(0)["name"].decode())
+
+    def seconds_per_run(self, run, repeats):
+        """Mean GPU time of `run` (launches on the current stream) over `repeats` back-to-back runs,
+        by CUDA events around them all."""
+        start, end = self.cupy.cuda.Event(), self.cupy.cuda.Event()
+        start.record()
+        for _ in range(repeats):
+            run()
+        end.record()
+        end.synchronize()
+        return self.cupy.cuda.get_elapsed_time(start, end) / 1e3 / repeats
 
     def empty(self, shape):
         return self.cupy.empty(shape, np.float32)
@@ -166,18 +187,18 @@ class InterpretedDevice:
             operation()
 
     @cache  # noqa: B019
-    def _library(self, file: str):
+    def _library(self, file: str, variant: str):
         from tdn.backends.cuda import kernels
         from tdn.backends.cuda.interpreter import build
 
         source = self.sources.get(file) or kernels.kernel_source(file)
-        return build.compile_source(source, file, kernels.KERNELS[file], kernels.DEFINES[file])
+        return build.compile_source(source, file, kernels.KERNELS[file], kernels.defines(file, variant))
 
-    def launch(self, file, entry, grid, block, args):
+    def launch(self, file, entry, grid, block, args, variant=""):
         from tdn.backends.cuda import kernels
         from tdn.backends.cuda.interpreter import launcher
 
-        library = self._library(file)
+        library = self._library(file, variant)
 
         def run() -> None:
             try:
@@ -187,6 +208,16 @@ class InterpretedDevice:
                 raise launcher.KernelError(where) from None
 
         self._issue(run)
+
+    def name(self):
+        return INTERPRETER_NAME
+
+    def seconds_per_run(self, run, repeats):
+        """Mean CPU time of `run` under the interpreter: says nothing about a GPU."""
+        start = time.perf_counter()
+        for _ in range(repeats):
+            run()
+        return (time.perf_counter() - start) / repeats
 
     def empty(self, shape):
         from tdn.backends.cuda.interpreter.memory import DeviceArray

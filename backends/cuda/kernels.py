@@ -17,7 +17,7 @@ from importlib import resources
 
 import numpy as np
 from tdn.backends.cuda.device import device
-from tdn.backends.cuda.tiling import THREADS, TILE_K, TILE_M, TILE_N, ConvGeometry
+from tdn.backends.cuda.tiling import CONV_VARIANTS, DEFAULT_VARIANT, ConvGeometry
 
 from tdn.activations import ACTIVATIONS
 from tdn.layers.shortcut import Shortcut
@@ -35,7 +35,7 @@ KERNELS = {
     "crop.cu": ("crop",),
 }
 # Given to NVRTC through cupy.RawModule (which adds the -arch option for the device), with each
-# file's DEFINES; tests/test_cuda_compile.py compiles with the same options for sm_80 and sm_90.
+# file's defines(); tests/test_cuda_compile.py compiles with the same options for sm_80 and sm_90.
 COMPILE_OPTIONS = ("--std=c++17",)
 # The conv.cu entry point computing each precision the backend offers, fp32 (the default) first.
 CONV_ENTRY = {"fp32": "conv_f32", "tf32": "conv_tf32", "fp16": "conv_f16"}
@@ -44,15 +44,29 @@ CONNECTED_WARPS = 8  # a connected block: one output per warp
 CONNECTED_BATCH_TILE = 8  # images per connected block
 CONNECTED_CHUNK = 256  # inputs staged in shared memory at a time
 MAX_GRID_YZ = 65535
-# The tile sizes, the one place they are set: each .cu file gets its entries as -D definitions.
+# The tile sizes of the kernels with one configuration; conv.cu's come from its variant
+# (tiling.CONV_VARIANTS). Each .cu file gets its entries as -D definitions.
 DEFINES: dict[str, dict[str, int]] = {name: {} for name in KERNELS}
-DEFINES["conv.cu"] = {"TILE_M": TILE_M, "TILE_N": TILE_N, "TILE_K": TILE_K, "THREADS": THREADS}
 DEFINES["connected.cu"] = {"WARPS": CONNECTED_WARPS, "BATCH_TILE": CONNECTED_BATCH_TILE, "CHUNK": CONNECTED_CHUNK}
+# The .cu files compiled once per variant, and each one's variants.
+VARIANTS: dict[str, tuple[str, ...]] = {"conv.cu": tuple(CONV_VARIANTS)}
 
 
-def compile_options(name: str) -> tuple[str, ...]:
-    """The NVRTC options of one .cu file: COMPILE_OPTIONS and its definitions."""
-    return (*COMPILE_OPTIONS, *(f"-D{key}={value}" for key, value in DEFINES[name].items()))
+def defines(name: str, variant: str = "") -> dict[str, int]:
+    """The -D definitions of one .cu file (of one of its VARIANTS; "" is the default one)."""
+    if name not in VARIANTS:
+        if variant:
+            raise ValueError(f"{name} has no variants (asked for {variant!r})")
+        return DEFINES[name]
+    chosen = variant or DEFAULT_VARIANT.name
+    if chosen not in CONV_VARIANTS:
+        raise ValueError(f"{name}: unknown variant {variant!r} (known: {', '.join(VARIANTS[name])})")
+    return CONV_VARIANTS[chosen].defines()
+
+
+def compile_options(name: str, variant: str = "") -> tuple[str, ...]:
+    """The NVRTC options of one .cu file (one variant of it): COMPILE_OPTIONS and its definitions."""
+    return (*COMPILE_OPTIONS, *(f"-D{key}={value}" for key, value in defines(name, variant).items()))
 
 
 def kernel_source(name: str) -> str:
@@ -130,7 +144,8 @@ def conv(x, packed, bias, y, geo: ConvGeometry, precision: str = "fp32") -> None
     check("conv bias", bias, (geo.filters,))
     check("conv output", y, (geo.batch, geo.filters, geo.out_h, geo.out_w))
     scalars = [np.int32(v) for v in geo.scalars()]
-    device().launch("conv.cu", CONV_ENTRY[precision], geo.grid, (THREADS,), (x, packed, bias, y, *scalars))
+    device().launch("conv.cu", CONV_ENTRY[precision], geo.grid, (geo.variant.threads,),
+                    (x, packed, bias, y, *scalars), geo.variant.name)
 
 
 def maxpool(x, y, size: int, stride: int, offset: int) -> None:

@@ -11,9 +11,12 @@ its node reads besides its input (Node.sources: route, shortcut).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 from tdn.backends.cuda.arguments import LaunchArgs, launch_args
+from tdn.backends.cuda.tiling import ConvGeometry, ConvVariant
+from tdn.backends.cuda.tuning import rule_choice
 
 from tdn.graph import Graph, Node
 
@@ -49,7 +52,10 @@ class Plan:
         return self.layer_buffers[-1]
 
 
-def build_plan(graph: Graph, batch: int) -> Plan:
+def build_plan(graph: Graph, batch: int,
+               choose_variant: Callable[[ConvGeometry], ConvVariant] = rule_choice) -> Plan:
+    """The steps of `graph` at `batch`; each convolution runs the conv.cu variant
+    choose_variant gives its geometry (tuning.chooser: a tuned table's, else the rule's)."""
     shapes: list[tuple[int, ...]] = [(batch, *graph.input_shape)]
     layer_buffers: list[int] = []
     steps: list[Step] = []
@@ -79,7 +85,10 @@ def build_plan(graph: Graph, batch: int) -> Plan:
         if op is None:
             raise ValueError(f"the CUDA backend has no kernel for layer kind {node.kind}")
         inputs = (current, *(layer_buffers[source] for source in node.sources))
-        steps.append(Step(op, inputs, (target,), (node,), launch_args(op, (node,), batch)))
+        args = launch_args(op, (node,), batch)
+        if isinstance(args, ConvGeometry):
+            args = replace(args, variant=choose_variant(args))
+        steps.append(Step(op, inputs, (target,), (node,), args))
         layer_buffers.append(target)
         current = target
         index += 1

@@ -1,9 +1,10 @@
-"""Host-side geometry of the implicit-GEMM convolution (kernels/conv.cu): weight packing,
-tile counts and the kernel's scalar arguments. Pure NumPy, testable without a GPU."""
+"""Host-side geometry of the implicit-GEMM convolution (kernels/conv.cu): its compile-time
+variants, weight packing, tile counts and the kernel's scalar arguments. Pure NumPy, testable
+without a GPU."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -11,11 +12,48 @@ from tdn.activations import ACTIVATIONS
 from tdn.layers.base import Shape
 from tdn.layers.convolutional import Convolutional
 
-# conv.cu's tiling: the kernel gets these as compile-time definitions (kernels.DEFINES).
-TILE_M = 64
-TILE_N = 64
-TILE_K = 16
-THREADS = 256
+
+@dataclass(frozen=True)
+class ConvVariant:
+    """One compile-time configuration of conv.cu: a block of warps_m x warps_n warps, each warp a
+    32 x 16 sub-tile of the output (filters x pixels), stepping the GEMM depth by tile_k."""
+
+    name: str
+    warps_m: int
+    warps_n: int
+    tile_k: int
+    purpose: str = field(compare=False)
+
+    @property
+    def tile_m(self) -> int:
+        return 32 * self.warps_m
+
+    @property
+    def tile_n(self) -> int:
+        return 16 * self.warps_n
+
+    @property
+    def threads(self) -> int:
+        return 32 * self.warps_m * self.warps_n
+
+    def defines(self) -> dict[str, int]:
+        """conv.cu's -D definitions; it derives the tile sizes and thread count from them."""
+        return {"WARPS_M": self.warps_m, "WARPS_N": self.warps_n, "TILE_K": self.tile_k}
+
+
+# The variants, the one place they are set. Each is compiled separately (kernels.compile_options)
+# and every one runs the interpreted suite; `tdn tune` times each on every conv shape of the zoo.
+CONV_VARIANTS: dict[str, ConvVariant] = {v.name: v for v in (
+    ConvVariant("m64n64k16", 2, 4, 16, "the general tile: 256 threads, each weight and input value "
+                "staged once per 64 uses"),
+    ConvVariant("m128n64k32", 4, 4, 32, "large maps with many filters: twice the reuse of each staged "
+                "input value, half the passes over the input per filter (fewer bytes per FLOP)"),
+    ConvVariant("m64n32k16", 2, 2, 16, "mid-sized maps: 128 threads, twice the blocks of m64n64 on the "
+                "same layer"),
+    ConvVariant("m32n16k16", 1, 1, 16, "small maps with many filters (7x7 or 14x14 at small batches): "
+                "one warp per block, 8x the blocks of m64n64, so that the grid fills the GPU"),
+)}
+DEFAULT_VARIANT = CONV_VARIANTS["m64n64k16"]
 
 
 def round_up(value: int, multiple: int) -> int:
@@ -38,11 +76,13 @@ class ConvGeometry:
     padding: int
     groups: int
     activation: str
+    variant: ConvVariant = DEFAULT_VARIANT
 
     @classmethod
-    def of(cls, layer: Convolutional, in_shape: Shape, out_shape: Shape, batch: int) -> ConvGeometry:
+    def of(cls, layer: Convolutional, in_shape: Shape, out_shape: Shape, batch: int,
+           variant: ConvVariant = DEFAULT_VARIANT) -> ConvGeometry:
         return cls(batch, *in_shape, *out_shape, layer.size, layer.stride, layer.padding,
-                   layer.groups, layer.activation)
+                   layer.groups, layer.activation, variant)
 
     @property
     def k_group(self) -> int:
@@ -55,11 +95,11 @@ class ConvGeometry:
 
     @property
     def k_pad(self) -> int:
-        return round_up(self.k_group, TILE_K)
+        return round_up(self.k_group, self.variant.tile_k)
 
     @property
     def m_pad(self) -> int:
-        return round_up(self.m_group, TILE_M)
+        return round_up(self.m_group, self.variant.tile_m)
 
     @property
     def pixels(self) -> int:
@@ -67,7 +107,8 @@ class ConvGeometry:
 
     @property
     def grid(self) -> tuple[int, int, int]:
-        return (round_up(self.pixels, TILE_N) // TILE_N, self.m_pad // TILE_M, self.groups)
+        tile_n = self.variant.tile_n
+        return (round_up(self.pixels, tile_n) // tile_n, self.m_pad // self.variant.tile_m, self.groups)
 
     def scalars(self) -> tuple[int, ...]:
         """The int arguments after (x, w, bias, y), in conv.cu's CONV_PARAMS order."""

@@ -12,7 +12,7 @@ from tdn import __version__
 from tdn.cli.signals import exit_status, terminate_like_interrupt
 from tdn.errors import TdnError, WrongKindOfFile, one_line
 
-SUBCOMMANDS = ("classify", "summary", "backends", "download", "valid", "bench", "export")
+SUBCOMMANDS = ("classify", "summary", "backends", "download", "valid", "bench", "export", "tune")
 # Commands a plugin provides, and how to install it when it is missing.
 PLUGIN_COMMANDS = {"train": "the tdn-torch plugin (from tdn's source tree: pip install torch && "
                             "pip install -e plugins/tdn-torch)"}

@@ -15,8 +15,12 @@ from tdn.backends.cuda.interpreter import ptx, shared
 # -ffp-contract=off: every float operation rounds once, as the kernel's text says (nvcc may fuse a
 # multiply and an add where the text does not: see the README on what the interpreter cannot see).
 # Without _FORTIFY_SOURCE, since a launch leaves a faulting fiber with siglongjmp.
+# -fno-gnu-unique: a static local of a template or inline function (a __shared__ array in a
+# templated kernel body, execution.h's launch state) is otherwise one object per process, shared
+# by every library loaded: two variants of conv.cu, whose conv_body<MODE> declares its tiles with
+# different sizes, would share the first one's arrays. As plain weak symbols each library keeps its own.
 FLAGS = ("-std=c++17", "-O2", "-fPIC", "-shared", "-ffp-contract=off", "-fno-fast-math", "-U_FORTIFY_SOURCE",
-         "-fno-strict-aliasing", "-w")
+         "-fno-strict-aliasing", "-fno-gnu-unique", "-w")
 
 
 def cache_dir() -> Path:

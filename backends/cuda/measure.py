@@ -1,0 +1,69 @@
+"""Timing every conv.cu variant on every convolution shape of some networks: what `tdn tune
+--backend cuda` runs. Random data: a variant's time does not depend on the values."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+from tdn.backends.cuda import kernels
+from tdn.backends.cuda.device import device
+from tdn.backends.cuda.tiling import CONV_VARIANTS, ConvGeometry
+from tdn.backends.cuda.tuning import shape_key
+
+from tdn.graph import Graph
+
+# Each measurement runs about this long on the device, whatever one launch takes, so that the whole
+# zoo fits in a few minutes: short layers are repeated, long ones run only once or twice.
+SECONDS_PER_MEASUREMENT = 0.02
+
+
+def conv_shapes(graphs: Iterable[Graph], batches: Sequence[int], precisions: Sequence[str]
+                ) -> dict[str, tuple[ConvGeometry, str]]:
+    """shape key -> (geometry, precision), each distinct shape once."""
+    shapes: dict[str, tuple[ConvGeometry, str]] = {}
+    for graph in graphs:
+        for node in graph.nodes:
+            if node.kind != "convolutional":
+                continue
+            for batch in batches:
+                geo = ConvGeometry.of(node.layer, node.in_shape, node.out_shape, batch)  # type: ignore[arg-type]
+                for precision in precisions:
+                    shapes.setdefault(shape_key(geo, precision), (geo, precision))
+    return shapes
+
+
+def time_variants(geo: ConvGeometry, precision: str, max_repeats: int) -> dict[str, float]:
+    """Microseconds per launch of each variant on this shape: one launch to compile and warm, one
+    timed to size the repeats, then up to max_repeats timed together."""
+    rng = np.random.default_rng(0)
+    dev = device()
+    x = dev.upload(rng.standard_normal((geo.batch, geo.channels, geo.height, geo.width), np.float32))
+    bias = dev.upload(rng.standard_normal(geo.filters, np.float32))
+    y = dev.empty((geo.batch, geo.filters, geo.out_h, geo.out_w))
+    weights = rng.standard_normal((geo.filters, geo.channels // geo.groups, geo.size, geo.size), np.float32)
+    times = {}
+    for variant in CONV_VARIANTS.values():
+        shaped = replace(geo, variant=variant)
+        packed = dev.upload(shaped.pack_weights(weights))
+
+        def run(shaped: ConvGeometry = shaped, packed: Any = packed) -> None:
+            kernels.conv(x, packed, bias, y, shaped, precision)
+
+        dev.seconds_per_run(run, 1)
+        once = dev.seconds_per_run(run, 1)
+        repeats = max(1, min(max_repeats, int(SECONDS_PER_MEASUREMENT / max(once, 1e-9))))
+        times[variant.name] = dev.seconds_per_run(run, repeats) * 1e6
+    return times
+
+
+def measure(shapes: dict[str, tuple[ConvGeometry, str]], max_repeats: int,
+            progress: Callable[[int, int, str], None] = lambda done, total, key: None) -> dict[str, dict[str, float]]:
+    """shape key -> variant -> microseconds, for every shape."""
+    results = {}
+    for done, (key, (geo, precision)) in enumerate(shapes.items()):
+        progress(done, len(shapes), key)
+        results[key] = time_variants(geo, precision, max_repeats)
+    return results
