@@ -33,10 +33,10 @@ def convolve_in_order(x: np.ndarray, layer: Convolutional, params: dict[str, np.
     n, g = x.shape[0], layer.groups
     columns = im2col(x, layer, out_h, out_w)  # (n, g, K, P)
     kernel = params["weights"].reshape(g, layer.filters // g, -1)  # (g, M, K)
-    out = np.zeros((n, g, kernel.shape[1], columns.shape[3]), np.float32)
+    products = np.zeros((n, g, kernel.shape[1], columns.shape[3]), np.float32)
     for k in range(kernel.shape[2]):
-        out += kernel[None, :, :, k, None] * columns[:, :, None, k, :]
-    out = out.reshape(n, layer.filters, out_h * out_w)
+        products += kernel[None, :, :, k, None] * columns[:, :, None, k, :]
+    out = products.reshape(n, layer.filters, out_h * out_w)
     out = normalize_add_bias_in_order(out, params, layer.batch_normalize)
     return activate_in_double(out, layer.activation).reshape(n, layer.filters, out_h, out_w)
 

@@ -57,6 +57,7 @@ from tdn.layers.connected import Connected
 from tdn.layers.convolutional import Convolutional
 from tdn.layers.maxpool import Maxpool
 from tdn.layers.shortcut import Shortcut
+from tdn.layers.softmax import Softmax
 
 BANDS_PER_THREAD = 2  # row bands per thread at batch 1: a thread that another process holds up leaves work to claim
 ROWS_PER_BAND = 64  # convolution output rows per band at most (the first layer: 4 bands, measured 20% faster)
@@ -216,6 +217,13 @@ def _activate_into(y: np.ndarray, name: str, out: np.ndarray, temp: np.ndarray |
         np.copyto(out, activate(y, name))
 
 
+def _arranged_weights(node: Node, algorithm: Algorithm, weights: np.ndarray) -> np.ndarray:
+    arranged = algorithm.weights(weights)
+    if arranged is None:
+        raise ValueError(f"layer {node.index}: the {algorithm.name} algorithm has no weight layout of its own")
+    return arranged
+
+
 class _Conv(_Step):
     """A convolution (and the max pool after it, when fused) by one algorithm, in row bands."""
 
@@ -228,7 +236,9 @@ class _Conv(_Step):
         refusal = algorithm.refusal(node)
         if refusal:
             raise ValueError(f"layer {node.index}: {refusal}")
-        arranged = memory.derived(node, algorithm.name, lambda: algorithm.weights(self.weights))
+        # Plain keeps the weights as stored; the others' layouts are made once for the plan and its lanes.
+        arranged = None if algorithm is PLAIN else memory.derived(
+            node, algorithm.name, lambda: _arranged_weights(node, algorithm, self.weights))
         if isinstance(algorithm, Winograd):
             self.kernel, self.m = arranged, algorithm.m
         elif arranged is not None:
@@ -516,7 +526,7 @@ class _Softmax(_Step):
     def run(self) -> None:
         # Darknet's softmax runs over the CHW-ordered vector.
         nchw = np.ascontiguousarray(self.x.transpose(0, 3, 1, 2))
-        y = softmax(nchw, self.nodes[0].layer)  # (n, chw, 1, 1), the same in NHWC
+        y = softmax(nchw, self.nodes[0].layer_as(Softmax))  # (n, chw, 1, 1), the same in NHWC
         np.copyto(self.out, y.reshape(self.out.shape))
 
 

@@ -48,7 +48,8 @@ def _dim3(value: tuple[int, ...]) -> tuple[int, int, int]:
     dims = tuple(int(v) for v in value) + (1,) * (3 - len(value))
     if len(dims) != 3 or min(dims) < 1:
         raise KernelError(f"launch dimensions must be 1 to 3 positive numbers, got {value}")
-    return dims  # type: ignore[return-value]
+    x, y, z = dims
+    return x, y, z
 
 
 def _arguments(entry: str, signature: str, args: tuple) -> tuple[list, list[DeviceArray]]:
