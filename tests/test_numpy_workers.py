@@ -76,7 +76,7 @@ def test_the_default_forks_nothing(tiny):
         assert net.parallel is None and net.backend.workers.mode == "threads"
         net.predict(_x(tiny[0], 1))
         net.predict(_x(tiny[0], 3))
-        assert _children() == before
+        assert _children() <= before  # no new child (one an earlier test left may end meanwhile)
         teams = [program.executor.team for program in net._programs.values()]
         assert all(team is None or isinstance(team, ThreadTeam) for team in teams)
 
