@@ -18,14 +18,17 @@ from tdn.backends.cuda.arguments import LaunchArgs, launch_args
 from tdn.backends.cuda.tiling import ConvGeometry, ConvVariant
 from tdn.backends.cuda.tuning import rule_choice
 
+from tdn.fusion import AVGPOOL_SOFTMAX, IDENTITY_KINDS, fuse
 from tdn.graph import Graph, Node
 
-IDENTITY_KINDS = frozenset({"dropout", "cost"})
-# The step op computing each layer kind (an avgpool followed by a softmax fuses into one step).
+# The step op computing each layer kind; the groups tdn.fusion makes with FUSION_RULES run as
+# one step each, named in FUSED_OPS.
 STEP_OPS = {"convolutional": "conv", "maxpool": "maxpool", "avgpool": "avgpool", "softmax": "softmax",
             "connected": "connected", "shortcut": "shortcut", "route": "route", "upsample": "upsample",
             "batchnorm": "batchnorm", "crop": "crop"}
 LAYER_KINDS = frozenset(STEP_OPS) | IDENTITY_KINDS
+FUSION_RULES = (AVGPOOL_SOFTMAX,)  # the pooled logits are few: one launch pools and normalises them
+FUSED_OPS = {AVGPOOL_SOFTMAX.kinds: "avgpool_softmax"}
 
 
 @dataclass(frozen=True)
@@ -33,7 +36,7 @@ class Step:
     """One launch: op name, input buffers, output buffers, the nodes it computes, and its launcher's
     arguments (arguments.py)."""
 
-    op: str  # a value of STEP_OPS, or "avgpool_softmax"
+    op: str  # a value of STEP_OPS or FUSED_OPS
     inputs: tuple[int, ...]  # the previous layer's output, then those of the node's sources
     targets: tuple[int, ...]
     nodes: tuple[Node, ...]
@@ -59,37 +62,23 @@ def build_plan(graph: Graph, batch: int,
     shapes: list[tuple[int, ...]] = [(batch, *graph.input_shape)]
     layer_buffers: list[int] = []
     steps: list[Step] = []
-    nodes = graph.nodes
     current = 0
-    index = 0
-    while index < len(nodes):
-        node = nodes[index]
+    for group in fuse(graph, FUSION_RULES):
+        node = group[0]
         if node.kind in IDENTITY_KINDS:
             layer_buffers.append(current)
-            index += 1
             continue
-        shapes.append((batch, *node.out_shape))
-        target = len(shapes) - 1
-        following = nodes[index + 1] if index + 1 < len(nodes) else None
-        if node.kind == "avgpool" and following is not None and following.kind == "softmax":
-            # The pooled logits are few: one launch pools and normalises them.
-            shapes.append((batch, *following.out_shape))
-            fused = (node, following)
-            steps.append(Step("avgpool_softmax", (current,), (target, target + 1), fused,
-                              launch_args("avgpool_softmax", fused, batch)))
-            layer_buffers += [target, target + 1]
-            current = target + 1
-            index += 2
-            continue
-        op = STEP_OPS.get(node.kind)
+        op = FUSED_OPS[tuple(n.kind for n in group)] if len(group) > 1 else STEP_OPS.get(node.kind)
         if op is None:
             raise ValueError(f"the CUDA backend has no kernel for layer kind {node.kind}")
+        # Every layer of a group gets its own buffer, so that run_layers returns each one.
+        targets = tuple(range(len(shapes), len(shapes) + len(group)))
+        shapes += [(batch, *member.out_shape) for member in group]
         inputs = (current, *(layer_buffers[source] for source in node.sources))
-        args = launch_args(op, (node,), batch)
+        args = launch_args(op, group, batch)
         if isinstance(args, ConvGeometry):
             args = replace(args, variant=choose_variant(args))
-        steps.append(Step(op, inputs, (target,), (node,), args))
-        layer_buffers.append(target)
-        current = target
-        index += 1
+        steps.append(Step(op, inputs, targets, group, args))
+        layer_buffers += targets
+        current = targets[-1]
     return Plan(batch, tuple(shapes), tuple(layer_buffers), tuple(steps))
