@@ -1,5 +1,8 @@
 """Time tdn's NumPy backend against CPU peers on Darknet's classifier zoo; write JSON and a table.
 
+The NumPy backend runs twice over: `numpy` in its default mode (threads in the calling process)
+and `numpy-processes` with its opt-in forked helper processes (`--parallel processes`).
+
 Peers: ONNX Runtime on tdn's own ONNX export, OpenCV DNN 4.x reading the Darknet files
 directly (where it can read the cfg), and torch when a `torch` backend plugin is installed.
 Every cfg runs at its own input size with random weights, at each batch size, in two modes:
@@ -39,6 +42,7 @@ import numpy as np
 from tdn.backends.numpy.cores import available_cores
 
 from tdn.bench import Timing, blas_info, child_processes, random_input
+from tdn.errors import TdnError
 from tdn.graph import Graph, load_graph
 from tdn.network import Network
 from tdn.onnx_export import export_onnx
@@ -48,7 +52,7 @@ from tdn.weights import fold_params, random_params, write_weights
 REPO = Path(__file__).resolve().parent.parent
 ZOO = Path(os.environ.get("TDN_SHARED", REPO.parent / "shared")) / "darknet" / "cfg"
 OPENBLAS_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
-SYSTEMS = ("numpy", "onnxruntime", "opencv", "torch")
+SYSTEMS = ("numpy", "numpy-processes", "onnxruntime", "opencv", "torch")
 MODES = ("steady", "idle")
 
 Predict = Callable[[np.ndarray], np.ndarray]
@@ -73,6 +77,12 @@ def load_systems(cfg: Path, workdir: Path, wanted: tuple[str, ...]) -> tuple[Gra
     skipped: dict[str, str] = {}
     if "numpy" in wanted:
         systems["numpy"] = (Network(graph, raw, registry().get("numpy")).predict, f"tdn numpy, numpy {np.__version__}")
+    if "numpy-processes" in wanted:  # the opt-in mode: forked helper processes (--parallel processes)
+        try:
+            network = Network(graph, raw, registry().get("numpy"), parallel="processes")
+            systems["numpy-processes"] = (network.predict, "tdn numpy --parallel processes")
+        except TdnError as error:
+            skipped["numpy-processes"] = str(error)
     if "onnxruntime" in wanted:
         try:
             import onnxruntime
