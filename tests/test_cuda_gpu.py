@@ -355,7 +355,11 @@ def test_classify_cli_tensor_core_precisions_keep_the_top_class(shared, precisio
 
 # The zoo at a small input size where interpreted (the layers' kinds and options as in the cfg),
 # at the cfg's own on a GPU: cfg text replaced, since Darknet refuses to resize some of them.
-SMALL = {"darknet": {"width=256": "width=64", "height=256": "height=64"},
+SMALL = {"tiny": {"width=224": "width=64", "height=224": "height=64"},
+         "darknet": {"width=256": "width=64", "height=256": "height=64"},
+         "darknet19": {"width=256": "width=64", "height=256": "height=64"},
+         "darknet19_448": {"width=448": "width=64", "height=448": "height=64"},
+         "extraction": {"width=224": "width=64", "height=224": "height=64"},
          "darknet53": {"width=256": "width=64", "height=256": "height=64"},
          "resnet18": {"width=256": "width=64", "height=256": "height=64"},
          "resnet50": {"width=256": "width=64", "height=256": "height=64"},
