@@ -16,6 +16,7 @@ from functools import cache
 from importlib import resources
 
 import numpy as np
+from tdn.backends.cuda import pipelined
 from tdn.backends.cuda.device import device
 from tdn.backends.cuda.tiling import CONV_VARIANTS, DEFAULT_VARIANT, ConvGeometry
 
@@ -25,6 +26,7 @@ from tdn.layers.shortcut import Shortcut
 # The .cu sources and the entry points each defines.
 KERNELS = {
     "conv.cu": ("conv_f32", "conv_tf32", "conv_f16"),
+    "conv_pipelined.cu": ("conv_pipelined",),
     "maxpool.cu": ("maxpool",),
     "avgpool_softmax.cu": ("avgpool_softmax",),
     "softmax.cu": ("softmax",),
@@ -48,8 +50,11 @@ MAX_GRID_YZ = 65535
 # (tiling.CONV_VARIANTS). Each .cu file gets its entries as -D definitions.
 DEFINES: dict[str, dict[str, int]] = {name: {} for name in KERNELS}
 DEFINES["connected.cu"] = {"WARPS": CONNECTED_WARPS, "BATCH_TILE": CONNECTED_BATCH_TILE, "CHUNK": CONNECTED_CHUNK}
-# The .cu files compiled once per variant, and each one's variants.
-VARIANTS: dict[str, tuple[str, ...]] = {"conv.cu": tuple(CONV_VARIANTS)}
+# The .cu files compiled once per variant: each one's variants by name (each with defines()), and
+# the default one's name.
+_VARIANT_TABLES = {"conv.cu": (CONV_VARIANTS, DEFAULT_VARIANT.name),
+                   "conv_pipelined.cu": (pipelined.VARIANTS, pipelined.DEFAULT_VARIANT.name)}
+VARIANTS: dict[str, tuple[str, ...]] = {name: tuple(table) for name, (table, _) in _VARIANT_TABLES.items()}
 
 
 def defines(name: str, variant: str = "") -> dict[str, int]:
@@ -58,10 +63,11 @@ def defines(name: str, variant: str = "") -> dict[str, int]:
         if variant:
             raise ValueError(f"{name} has no variants (asked for {variant!r})")
         return DEFINES[name]
-    chosen = variant or DEFAULT_VARIANT.name
-    if chosen not in CONV_VARIANTS:
+    table, default = _VARIANT_TABLES[name]
+    chosen = variant or default
+    if chosen not in table:
         raise ValueError(f"{name}: unknown variant {variant!r} (known: {', '.join(VARIANTS[name])})")
-    return CONV_VARIANTS[chosen].defines()
+    return table[chosen].defines()
 
 
 def compile_options(name: str, variant: str = "") -> tuple[str, ...]:
@@ -110,9 +116,9 @@ def _expanded(name: str) -> tuple[tuple[str, str], ...]:
     return tuple(expand(name))
 
 
-def check(name: str, array, shape: tuple[int, ...]) -> None:
-    if array.dtype != np.float32:
-        raise ValueError(f"{name}: expected float32, got {array.dtype}")
+def check(name: str, array, shape: tuple[int, ...], dtype=np.float32) -> None:
+    if array.dtype != dtype:
+        raise ValueError(f"{name}: expected {np.dtype(dtype)}, got {array.dtype}")
     if tuple(array.shape) != tuple(shape):
         raise ValueError(f"{name}: expected shape {tuple(shape)}, got {tuple(array.shape)}")
     if not array.flags.c_contiguous:
@@ -145,6 +151,18 @@ def conv(x, packed, bias, y, geo: ConvGeometry, precision: str = "fp32") -> None
     check("conv output", y, (geo.batch, geo.filters, geo.out_h, geo.out_w))
     scalars = [np.int32(v) for v in geo.scalars()]
     device().launch("conv.cu", CONV_ENTRY[precision], geo.grid, (geo.variant.threads,),
+                    (x, packed, bias, y, *scalars), geo.variant.name)
+
+
+def conv_pipelined(x, packed, bias, y, geo: pipelined.PipelinedGeometry) -> None:
+    """The fp16 tensor-core convolution of conv_pipelined.cu: x (N, H, W, C) float16, packed from
+    geo.pack_weights (float16), bias (M,) float32, y (N, OH, OW, M) float16."""
+    check("conv input", x, geo.x_shape, np.float16)
+    check("conv weights", packed, geo.packed_shape, np.float16)
+    check("conv bias", bias, (geo.conv.filters,))
+    check("conv output", y, geo.y_shape, np.float16)
+    scalars = [np.int32(v) for v in geo.scalars()]
+    device().launch("conv_pipelined.cu", "conv_pipelined", geo.grid, (geo.variant.threads,),
                     (x, packed, bias, y, *scalars), geo.variant.name)
 
 

@@ -26,6 +26,7 @@
 #define __host__
 #define __forceinline__ inline __attribute__((always_inline))
 #define __launch_bounds__(...)
+#define __align__(n) __attribute__((aligned(n)))
 // A __shared__ variable is one static object (blocks run one at a time), registered by the
 // TDN_SHARED statement after its declaration so that every block finds it full of junk.
 #define __shared__ static
@@ -88,16 +89,38 @@ struct Launch {
     int fault_write;
 };
 
+// A __shared__ variable, and where it lies in the block's shared state space: the 32-bit
+// addresses __cvta_generic_to_shared gives and cp.async and ldmatrix take ("r" operands). Each
+// variable gets its own window there, as aligned modulo 128 as the variable itself.
 struct Region {
     void* address;
     size_t bytes;
+    uint32_t window;
 };
 inline Region shared_regions_[64];
 inline int shared_count_ = 0;
+inline uint32_t shared_window_end_ = 0;
 inline uint64_t junk_seed_ = 0;
 
 inline Launch* launch_ = nullptr;
 inline Fiber* current_ = nullptr;
+
+// cp.async copies a thread has issued and that have not landed (PTX ISA, "Data Movement and
+// Conversion Instructions: cp.async"): each thread has its own groups. A copy's source is read
+// when it is issued and its bytes are kept here; its destination is poisoned then, and the bytes
+// land when the thread's cp.async.wait_group or wait_all covers its group (ptx.h).
+constexpr int kMaxPendingCopies = 64;
+struct PendingCopy {
+    unsigned char* destination;
+    unsigned char data[16];
+    int bytes, group, line;
+};
+struct AsyncCopies {
+    PendingCopy pending[kMaxPendingCopies];
+    int count;
+    int committed;  // groups committed so far; copies issued since are in group `committed`
+};
+inline AsyncCopies async_copies_[kMaxThreads];
 inline dim3 block_index_, block_dim_, grid_dim_;
 
 [[noreturn]] inline void fail(const char* format, ...) {
@@ -152,6 +175,10 @@ inline void yield_to_scheduler() { tdn_switch(&current_->sp, launch_->scheduler_
     launch_->body(launch_->body_arg);
     Fiber* self = current_;
     self->state = EXITED;
+    const AsyncCopies& copies = async_copies_[self->index];
+    if (copies.count)
+        fail("thread %d exited with %d cp.async copies pending, the first issued at line %d (no "
+             "cp.async.wait_group or wait_all covers them)", self->index, copies.count, copies.pending[0].line);
     Collective& warp = launch_->warps[self->warp];
     if (warp.arrived && (warp.mask >> self->lane & 1u))
         fail("thread %d exited while lanes of its warp wait for it at %s (line %d)", self->index,
@@ -183,8 +210,38 @@ inline void shared_region(void* address, size_t bytes) {
     for (int i = 0; i < shared_count_; ++i)
         if (shared_regions_[i].address == address) return;
     if (shared_count_ == 64) fail("more than 64 __shared__ variables");
-    shared_regions_[shared_count_] = {address, bytes};
+    uint32_t start = (shared_window_end_ + 127) & ~127u;
+    uint32_t window = start + uint32_t(reinterpret_cast<uintptr_t>(address) & 127);
+    shared_window_end_ = window + uint32_t(bytes);
+    shared_regions_[shared_count_] = {address, bytes, window};
     fill_junk(shared_regions_[shared_count_++]);
+}
+
+// __cvta_generic_to_shared: a generic pointer into a __shared__ variable as its address in the
+// shared state space.
+inline size_t cvta_generic_to_shared(const void* pointer, int line) {
+    auto at = reinterpret_cast<uintptr_t>(pointer);
+    for (int i = 0; i < shared_count_; ++i) {
+        auto start = reinterpret_cast<uintptr_t>(shared_regions_[i].address);
+        if (at >= start && at < start + shared_regions_[i].bytes) return shared_regions_[i].window + (at - start);
+    }
+    fail("line %d: __cvta_generic_to_shared of %p, which is not in a __shared__ variable", line, pointer);
+}
+
+// The memory behind `bytes` bytes at shared-space address `address`, which must lie within one
+// __shared__ variable.
+inline unsigned char* shared_memory(uint32_t address, uint32_t bytes, int line, const char* what) {
+    for (int i = 0; i < shared_count_; ++i) {
+        const Region& r = shared_regions_[i];
+        if (address >= r.window && address - r.window < r.bytes) {
+            if (address - r.window + bytes > r.bytes)
+                fail("line %d: %s of %u bytes at shared address 0x%x runs %u bytes past the end of its "
+                     "__shared__ variable", line, what, bytes, address,
+                     uint32_t(address - r.window + bytes - r.bytes));
+            return static_cast<unsigned char*>(r.address) + (address - r.window);
+        }
+    }
+    fail("line %d: %s at shared address 0x%x, which is in no __shared__ variable", line, what, address);
 }
 
 // ---- barriers ------------------------------------------------------------------------------
@@ -355,6 +412,7 @@ inline void run_block(unsigned bx, unsigned by, unsigned bz, uint64_t block_seed
         start_fiber(f, l.stacks + (size_t(i) + 1) * kStackBytes);
     }
     for (auto& w : l.warps) w.arrived = 0;
+    for (int i = 0; i < l.threads; ++i) async_copies_[i].count = async_copies_[i].committed = 0;
     int order[kMaxThreads];
     for (;;) {
         order_threads(order, l.threads);
@@ -530,6 +588,7 @@ inline const char* signature(void (*)(A...)) {
     tdn::shfl_xor(mask, value, lane_mask, TDN_WIDTH(__VA_ARGS__ __VA_OPT__(, ) 32), __LINE__)
 #define __shfl_sync(mask, value, src, ...) \
     tdn::shfl(mask, value, src, TDN_WIDTH(__VA_ARGS__ __VA_OPT__(, ) 32), __LINE__)
+#define __cvta_generic_to_shared(pointer) tdn::cvta_generic_to_shared(pointer, __LINE__)
 
 // ---- device math: CUDA's names over the C library, each operation rounded once -------------
 inline float __fadd_rn(float a, float b) { return a + b; }

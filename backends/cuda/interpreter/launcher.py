@@ -109,7 +109,7 @@ def launch(library: Path, entry: str, grid: tuple[int, ...], block: tuple[int, .
                 first = after
                 continue
             for index, (one, other) in enumerate(zip(first, after, strict=True)):
-                differ = one.view(np.uint32) != other.view(np.uint32)
+                differ = one.view(f"u{one.itemsize}") != other.view(f"u{one.itemsize}")  # NaNs too
                 if differ.any():
                     at = int(np.flatnonzero(differ.ravel())[0])
                     raise KernelError(

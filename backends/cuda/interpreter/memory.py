@@ -63,15 +63,22 @@ class Allocation:
         return None
 
 
-class DeviceArray:
-    """A float32 array in interpreter device memory: shape, dtype, flags and a pointer, like the
-    part of a CuPy array the backend's host code reads. Its values move only through the device."""
+# The element types of device arrays, as the ctypes of their bits (float16 has none of its own).
+_STORAGE = {np.dtype(np.float32): ctypes.c_uint32, np.dtype(np.float16): ctypes.c_uint16}
 
-    def __init__(self, shape: tuple[int, ...]):
+
+class DeviceArray:
+    """A float32 (or float16) array in interpreter device memory: shape, dtype, flags and a pointer,
+    like the part of a CuPy array the backend's host code reads. Its values move only through the
+    device."""
+
+    def __init__(self, shape: tuple[int, ...], dtype=np.float32):
         self.shape = tuple(int(n) for n in shape)
-        self.dtype = np.dtype(np.float32)
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in _STORAGE:
+            raise TypeError(f"interpreter device arrays hold float32 or float16, not {self.dtype}")
         self.size = int(np.prod(self.shape, dtype=np.int64))
-        self.nbytes = 4 * self.size
+        self.nbytes = self.dtype.itemsize * self.size
         self.flags = Flags()
         self.allocation = Allocation(self.nbytes)
         self.ptr = self.allocation.ptr
@@ -79,5 +86,6 @@ class DeviceArray:
     def view(self) -> np.ndarray:
         """The values, as a NumPy array sharing the memory (for the device layer only)."""
         if self.size == 0:
-            return np.empty(self.shape, np.float32)
-        return np.ctypeslib.as_array((ctypes.c_float * self.size).from_address(self.ptr)).reshape(self.shape)
+            return np.empty(self.shape, self.dtype)
+        bits = np.ctypeslib.as_array((_STORAGE[self.dtype] * self.size).from_address(self.ptr))
+        return bits.view(self.dtype).reshape(self.shape)

@@ -131,4 +131,130 @@ inline void mma_m16n8k16_f16(int line, TDN_MMA_ARGS) {
     mma<16, F16>(line, "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32", TDN_MMA_PASS);
 }
 
+
+// ---- asynchronous copies (PTX ISA, "Data Movement and Conversion Instructions": cp.async,
+// cp.async.commit_group, cp.async.wait_group / cp.async.wait_all) -----------------------------
+// cp.async.{ca,cg}.shared.global [dst], [src], cp-size{, src-size}: copies cp-size bytes (4, 8 or
+// 16; .cg only 16) from global src to shared dst, the first src-size of them from src and the
+// rest zeros (src-size <= cp-size; more is undefined behaviour, here an error). Both addresses
+// must be aligned to cp-size ("Addresses as Operands"). The copy is asynchronous: until a wait of
+// the issuing thread covers it, its destination holds poison (all bits set: NaN in f16 and f32),
+// so that a read before the wait, or a thread reading another's copy without the barrier that
+// must follow the other's wait, sees NaN or a schedule-dependent value.
+inline void cp_async(int line, const char* what, bool cache_global, uint32_t dst, const void* src, int cp_size,
+                     int src_size) {
+    if (cp_size != 4 && cp_size != 8 && cp_size != 16)
+        tdn::fail("line %d: %s with cp-size %d (4, 8 or 16)", line, what, cp_size);
+    if (cache_global && cp_size != 16) tdn::fail("line %d: %s with cp-size %d (.cg copies 16 bytes)", line, what, cp_size);
+    if (src_size < 0) src_size = cp_size;
+    if (src_size > cp_size) tdn::fail("line %d: %s with src-size %d > cp-size %d", line, what, src_size, cp_size);
+    if (dst % cp_size) tdn::fail("line %d: %s to shared address 0x%x, not aligned to %d bytes", line, what, dst, cp_size);
+    if (reinterpret_cast<uintptr_t>(src) % cp_size)
+        tdn::fail("line %d: %s from %p, not aligned to %d bytes", line, what, src, cp_size);
+    tdn::AsyncCopies& copies = tdn::async_copies_[tdn::current_->index];
+    if (copies.count == tdn::kMaxPendingCopies)
+        tdn::fail("line %d: %s: more than %d copies pending in thread %d (the interpreter's limit)", line, what,
+                  tdn::kMaxPendingCopies, tdn::current_->index);
+    tdn::PendingCopy& copy = copies.pending[copies.count++];
+    copy.destination = tdn::shared_memory(dst, cp_size, line, what);
+    copy.bytes = cp_size;
+    copy.group = copies.committed;
+    copy.line = line;
+    memset(copy.data, 0, sizeof copy.data);
+    memcpy(copy.data, src, src_size);  // an out-of-bounds source faults here, in the issuing thread
+    memset(copy.destination, 0xff, cp_size);
+}
+
+inline void cp_async_ca_shared_global(int line, unsigned dst, const void* src, int cp_size, int src_size = -1) {
+    cp_async(line, "cp.async.ca.shared.global", false, dst, src, cp_size, src_size);
+}
+
+inline void cp_async_cg_shared_global(int line, unsigned dst, const void* src, int cp_size, int src_size = -1) {
+    cp_async(line, "cp.async.cg.shared.global", true, dst, src, cp_size, src_size);
+}
+
+// cp.async.commit_group: the thread's copies not yet in a group become its newest group (an
+// empty group when there are none).
+inline void cp_async_commit_group() { ++tdn::async_copies_[tdn::current_->index].committed; }
+
+// cp.async.wait_group N: waits until at most the N newest committed groups are pending; the
+// copies of older groups land, in the order they were issued. Copies not yet committed stay.
+inline void cp_async_wait_group(int newest_pending) {
+    tdn::AsyncCopies& copies = tdn::async_copies_[tdn::current_->index];
+    int kept = 0;
+    for (int i = 0; i < copies.count; ++i) {
+        tdn::PendingCopy& copy = copies.pending[i];
+        if (copy.group < copies.committed - newest_pending)
+            memcpy(copy.destination, copy.data, copy.bytes);
+        else
+            copies.pending[kept++] = copy;
+    }
+    copies.count = kept;
+}
+
+// cp.async.wait_all: cp.async.commit_group followed by cp.async.wait_group 0.
+inline void cp_async_wait_all() {
+    cp_async_commit_group();
+    cp_async_wait_group(0);
+}
+
+// ---- ldmatrix.sync.aligned.m8n8.{x1,x2,x4}{.trans}.shared.b16 (PTX ISA, "Warp-level matrix load
+// instruction: ldmatrix") ------------------------------------------------------------------------
+// A warp collective loading COUNT 8x8 matrices of 16-bit elements: lanes 8i..8i+7 give the
+// shared addresses of rows 0..7 of matrix i (each row 16 contiguous bytes, 16-byte aligned; the
+// other lanes' addresses are not used). Register i of lane l receives matrix i's elements at
+// row l / 4, columns 2 (l % 4) and 2 (l % 4) + 1 (the lower column in the lower half); with
+// .trans, those at rows 2 (l % 4) and 2 (l % 4) + 1 of column l / 4.
+template <int COUNT, bool TRANS>
+inline void ldmatrix_combine(tdn::Collective& w) {
+    for (int matrix = 0; matrix < COUNT; ++matrix) {
+        uint16_t element[8][8];
+        for (int row = 0; row < 8; ++row) {
+            uint32_t address = w.in[8 * matrix + row][0];
+            if (address % 16)
+                tdn::fail("line %d: %s: lane %d gives row address 0x%x, not 16-byte aligned", w.line, w.what,
+                          8 * matrix + row, address);
+            memcpy(element[row], tdn::shared_memory(address, 16, w.line, w.what), 16);
+        }
+        for (int lane = 0; lane < 32; ++lane) {
+            int fixed = lane / 4, first = 2 * (lane % 4);
+            uint16_t low = TRANS ? element[first][fixed] : element[fixed][first];
+            uint16_t high = TRANS ? element[first + 1][fixed] : element[fixed][first + 1];
+            w.out[lane][matrix] = uint32_t(high) << 16 | low;
+        }
+    }
+}
+
+template <int COUNT, bool TRANS>
+inline void ldmatrix(int line, const char* what, unsigned* registers, unsigned address) {
+    uint32_t in[1] = {address}, out[4];
+    tdn::collective(0xffffffffu, line, what, in, 1, out, COUNT, ldmatrix_combine<COUNT, TRANS>);
+    for (int i = 0; i < COUNT; ++i) registers[i] = out[i];
+}
+
+#define TDN_LDMATRIX(SUFFIX, TRANS, NAME)                                                              \
+    inline void ldmatrix_x1##SUFFIX(int line, unsigned& r0, unsigned address) {                       \
+        unsigned r[1];                                                                                  \
+        ldmatrix<1, TRANS>(line, "ldmatrix.sync.aligned.m8n8.x1" NAME ".shared.b16", r, address);      \
+        r0 = r[0];                                                                                      \
+    }                                                                                                   \
+    inline void ldmatrix_x2##SUFFIX(int line, unsigned& r0, unsigned& r1, unsigned address) {         \
+        unsigned r[2];                                                                                  \
+        ldmatrix<2, TRANS>(line, "ldmatrix.sync.aligned.m8n8.x2" NAME ".shared.b16", r, address);      \
+        r0 = r[0];                                                                                      \
+        r1 = r[1];                                                                                      \
+    }                                                                                                   \
+    inline void ldmatrix_x4##SUFFIX(int line, unsigned& r0, unsigned& r1, unsigned& r2, unsigned& r3, \
+                                    unsigned address) {                                                 \
+        unsigned r[4];                                                                                  \
+        ldmatrix<4, TRANS>(line, "ldmatrix.sync.aligned.m8n8.x4" NAME ".shared.b16", r, address);      \
+        r0 = r[0];                                                                                      \
+        r1 = r[1];                                                                                      \
+        r2 = r[2];                                                                                      \
+        r3 = r[3];                                                                                      \
+    }
+TDN_LDMATRIX(, false, "")
+TDN_LDMATRIX(_trans, true, ".trans")
+#undef TDN_LDMATRIX
+
 }  // namespace tdn_ptx

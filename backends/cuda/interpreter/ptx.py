@@ -18,9 +18,11 @@ class UnknownAsm(ValueError):
 @dataclass(frozen=True)
 class Instruction:
     function: str  # in ptx.h, namespace tdn_ptx
-    operands: str  # the constraint letter of each template operand, in order ('r' u32, 'f' f32)
+    # The kind of each template operand, in order: 'r' u32, 'f' f32, 'l' a 64-bit address, 'n' an
+    # immediate (a literal in the template, or an "n" operand). Those after a '|' are optional.
+    operands: str
     outputs: int  # how many of the first operands are written
-    collective: bool  # takes the source line first (a warp collective names it in errors)
+    takes_line: bool  # takes the source line first (to name it in errors)
 
 
 # The instructions kernels/*.cu use, by their template without operands.
@@ -31,7 +33,18 @@ INSTRUCTIONS = {
                                                                       4, True),
     "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32": Instruction("mma_m16n8k16_f16", "ffff" "rrrr" "rr" "ffff",
                                                                      4, True),
+    # [dst] a shared-space address, [src] a global one, cp-size, then src-size if given.
+    "cp.async.ca.shared.global": Instruction("cp_async_ca_shared_global", "rln|r", 0, True),
+    "cp.async.cg.shared.global": Instruction("cp_async_cg_shared_global", "rln|r", 0, True),
+    "cp.async.commit_group": Instruction("cp_async_commit_group", "", 0, False),
+    "cp.async.wait_group": Instruction("cp_async_wait_group", "n", 0, False),
+    "cp.async.wait_all": Instruction("cp_async_wait_all", "", 0, False),
+    **{f"ldmatrix.sync.aligned.m8n8.x{count}{trans}.shared.b16":
+       Instruction(f"ldmatrix_x{count}{trans.replace('.', '_')}", "r" * (count + 1), count, True)
+       for count in (1, 2, 4) for trans in ("", ".trans")},
 }
+# Each operand of a template after its mnemonic: %n names an asm operand, a number is a literal.
+_TEMPLATE_OPERAND = re.compile(r"%(\d+)|\b(\d+)\b")
 
 _ASM = re.compile(r"\basm\s*(?:volatile\s*)?\(")
 _STRING = re.compile(r'"((?:[^"\\]|\\.)*)"')
@@ -115,19 +128,27 @@ def _call(body: str, where: str) -> str:
                 if found is None:
                     raise UnknownAsm(f"{where}: cannot read the asm operand {part.strip()!r}")
                 operands.append(found.groups())
-    numbers = [int(n) for n in re.findall(r"%(\d+)", text)]
-    expected = instruction.operands
-    if len(numbers) != len(expected) or any(n >= len(operands) for n in numbers):
-        raise UnknownAsm(f"{where}: {mnemonic} expects {len(expected)} operands, the statement gives {text!r}")
+    used = _TEMPLATE_OPERAND.findall(text[len(mnemonic):])
+    required, _, optional = instruction.operands.partition("|")
+    if not len(required) <= len(used) <= len(required) + len(optional) or any(
+            number and int(number) >= len(operands) for number, _ in used):
+        raise UnknownAsm(f"{where}: {mnemonic} expects {len(required)} operands"
+                         f"{f' (and {len(optional)} optional)' if optional else ''}, the statement gives {text!r}")
     arguments = []
-    for position, (number, kind) in enumerate(zip(numbers, expected, strict=True)):
-        modifier, constraint, expression = operands[number]
+    for position, ((number, literal), kind) in enumerate(zip(used, required + optional, strict=False)):
+        if literal:
+            if kind != "n":
+                raise UnknownAsm(f"{where}: operand {position} of {mnemonic} is the literal {literal}, "
+                                 f"expected a {kind!r} operand")
+            arguments.append(literal)
+            continue
+        modifier, constraint, expression = operands[int(number)]
         if constraint != kind:
             raise UnknownAsm(f"{where}: operand %{number} of {mnemonic} has constraint {constraint!r}, "
                              f"expected {kind!r}")
         if position < instruction.outputs and not modifier:
             raise UnknownAsm(f"{where}: operand %{number} of {mnemonic} is written, but is not an output")
         arguments.append(f"({expression.strip()})")
-    if instruction.collective:
+    if instruction.takes_line:
         arguments.insert(0, "__LINE__")
     return f"tdn_ptx::{instruction.function}({', '.join(arguments)})"  # the statement keeps its own ;
