@@ -189,7 +189,11 @@ conv_pipelined(const half_bits* __restrict__ x, const half_bits* __restrict__ w,
                 const float hi = pair ? activate(acc[mi][ni][2 * h + 1] + bias[filter + 1], activation) : 0.f;
                 const unsigned both = to_half2(lo, hi);
                 half_bits* out = y + (long long)p * filters + filter;
-                out[0] = (half_bits)(both & 0xffffu);
-                if (pair) out[1] = (half_bits)(both >> 16);
+                if (pair && reinterpret_cast<size_t>(out) % 4 == 0) {  // both filters in one 32-bit store
+                    *reinterpret_cast<unsigned*>(out) = both;
+                } else {
+                    out[0] = (half_bits)(both & 0xffffu);
+                    if (pair) out[1] = (half_bits)(both >> 16);
+                }
             }
 }

@@ -109,7 +109,7 @@ inline Fiber* current_ = nullptr;
 // Conversion Instructions: cp.async"): each thread has its own groups. A copy's source is read
 // when it is issued and its bytes are kept here; its destination is poisoned then, and the bytes
 // land when the thread's cp.async.wait_group or wait_all covers its group (ptx.h).
-constexpr int kMaxPendingCopies = 64;
+constexpr int kMaxPendingCopies = 128;
 struct PendingCopy {
     unsigned char* destination;
     unsigned char data[16];
