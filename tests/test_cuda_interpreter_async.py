@@ -181,6 +181,7 @@ def test_copies_land_only_when_a_wait_of_their_thread_covers_their_group(tmp_pat
      "src-size 20 > cp-size 16"),
     ('copy(16, base + 112, src); asm volatile("cp.async.wait_all;" ::);',
      "of 16 bytes at shared address 0x\\w+ runs 8 bytes past the end of its __shared__ variable"),
+    ('copy(16, base, src + 64); asm volatile("cp.async.wait_all;" ::);', "out-of-bounds read 0 bytes past the end"),
     ("copy(16, base, src);", r"thread \d exited with 1 cp.async copies pending, the first issued at line 5"),
     ('copy(16, (unsigned)__cvta_generic_to_shared(out), src);', "line 12: __cvta_generic_to_shared of 0x\\w+, "
      "which is not in a __shared__ variable"),
@@ -189,8 +190,8 @@ def test_copies_land_only_when_a_wait_of_their_thread_covers_their_group(tmp_pat
     ("copy(16, base, src); out[threadIdx.x] = s[0]; asm volatile(\"cp.async.wait_all;\" ::);",
      "depend on the schedule|not equal"),
 ], ids=["misaligned destination", "misaligned source", ".cg of 8 bytes", "cp-size 2", "src-size > cp-size",
-        "past a shared variable", "pending at exit", "cvta of global memory", "no barrier after the wait",
-        "read before the wait"])
+        "past a shared variable", "source past its buffer", "pending at exit", "cvta of global memory",
+        "no barrier after the wait", "read before the wait"])
 def test_a_cp_async_misuse_is_a_launch_error(tmp_path, monkeypatch, body, message):
     src, out = _floats(np.arange(64)), DeviceArray((64,))
     out.view().fill(0)
@@ -252,6 +253,12 @@ BREAKAGES = [
     ("the __syncthreads after the wait removed: other threads' copies may not have landed",
      lambda s: s.replace("        __syncthreads();\n        const int ahead", "\n        const int ahead"),
      "depend on the schedule|Not equal"),
+    ("the refill issued before the barrier: it overwrites a stage other warps still read",
+     lambda s: s.replace("        __syncthreads();\n        const int ahead = slice + STAGES - 1;\n"
+                         "        if (ahead < slices) load_slice(ahead % STAGES, ahead * TILE_K);\n",
+                         "        const int ahead = slice + STAGES - 1;\n"
+                         "        if (ahead < slices) load_slice(ahead % STAGES, ahead * TILE_K);\n"
+                         "        __syncthreads();\n"), "depend on the schedule|Not equal"),
     ("a wrong ldmatrix row address: A rows 8-15 read as rows 0-7",
      lambda s: s.replace("[warp_p + mi * 16 + lane % 16]", "[warp_p + mi * 16 + lane % 8]"), "Not equal"),
     ("a misaligned cp.async: input chunks 8 bytes off",

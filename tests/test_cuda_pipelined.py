@@ -160,6 +160,18 @@ def test_grid_covers_pixels_and_filters_in_tiles():
     assert geo.conv.pixels == 3 * 6 * 5 and geo.grid == (1, 2, 1) and geo.m_pad == 128 and geo.k_pad == 160
 
 
+@pytest.mark.parametrize("batch, channels, size, map_size, filters, expected", [
+    (1, 1024, 3, 7, 1024, "p32f32k64s4"),  # small map, many filters, batch 1: fill the SMs
+    (256, 64, 3, 56, 64, "p128f64k32s3"),  # large compute-bound layer: the biggest tile that wastes nothing
+    (1, 64, 3, 120, 256, "p64f128k32s3"),  # 14,400 pixels: whole 64-pixel tiles, not 128-pixel ones
+])
+def test_the_rule_chooses_by_useful_work_per_wave(batch, channels, size, map_size, filters, expected):
+    layer = Convolutional(filters, size, 1, size // 2, 1, False, "leaky")
+    in_shape = (channels, map_size, map_size)
+    conv = tiling.ConvGeometry.of(layer, in_shape, layer.output_shape(in_shape), batch)
+    assert pipelined.rule_choice(conv).name == expected
+
+
 @pytest.mark.parametrize("argument, replacement, message", [
     (0, np.zeros((2, 6, 5, 16), np.float32), "conv input: expected float16, got float32"),
     (0, np.zeros((2, 16, 6, 5), np.float16), r"conv input: expected shape \(2, 6, 5, 16\)"),

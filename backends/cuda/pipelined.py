@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from tdn.backends.cuda.tiling import ConvGeometry, round_up
+from tdn.backends.cuda.tuning import SM_COUNT
 
 from tdn.activations import ACTIVATIONS
 
@@ -75,6 +76,19 @@ def unsupported_reason(geo: ConvGeometry) -> str | None:
         return (f"{group_channels} channels per group: conv_pipelined.cu copies {CHANNEL_MULTIPLE} channels "
                 f"(16 bytes) at a time")
     return None
+
+
+def rule_choice(conv: ConvGeometry) -> PipelinedVariant:
+    """The variant without a measurement, by conv.cu's rule (tuning.rule_choice): the useful share
+    of the grid (outputs, not padding of partial tiles) times the share of the GPU's SMs it can
+    occupy; ties go to the larger tile. A 7x7 map with 1024 filters at batch 1 gets p32f32k64s4."""
+    def score(variant: PipelinedVariant) -> tuple[float, int]:
+        geo = PipelinedGeometry(conv, variant)
+        useful = conv.m_group * conv.pixels / (geo.m_pad * geo.grid[0] * variant.tile_p)
+        blocks = geo.grid[0] * geo.grid[1] * geo.grid[2]
+        return round(useful * min(1.0, blocks / SM_COUNT), 6), variant.tile_p * variant.tile_f
+
+    return max(VARIANTS.values(), key=score)
 
 
 @dataclass(frozen=True)
