@@ -13,7 +13,7 @@ from tdn.backends.cuda.device import device
 
 from tdn.activations import ACTIVATIONS
 from tdn.layers.convolutional import Convolutional
-from tests.conftest import CUDA_INTERPRETED, CUDA_REASON
+from tests.conftest import CUDA_INTERPRETED, CUDA_REASON, REPO
 
 ON_DEVICE = (pytest.mark.gpu, pytest.mark.usefixtures("cuda_device"),
              pytest.mark.skipif(CUDA_REASON is not None, reason=f"no GPU, no interpreter: {CUDA_REASON}"))
@@ -188,3 +188,23 @@ def test_the_wrapper_checks_dtype_shape_and_contiguity(argument, replacement, me
     arrays[argument] = replacement
     with pytest.raises(ValueError, match=message):
         kernels.conv_pipelined(*arrays, geo)
+
+
+@on_device
+def test_the_gpu_check_script_runs_and_reports(tmp_path, monkeypatch):
+    """benchmarks/pipelined_check.py, which no GPU has run yet: its checks, and its timing on one
+    small layer (the interpreter's seconds say nothing about a GPU; the report's form does)."""
+    import importlib.util
+    import json
+
+    spec = importlib.util.spec_from_file_location("pipelined_check", REPO / "benchmarks/pipelined_check.py")
+    pipelined_check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(pipelined_check)
+    monkeypatch.setattr(pipelined_check, "TIMED_SHAPES", [("tiny", (1, 16, 6, 6, 24, 3, 1, 1, 1, "leaky"))])
+    monkeypatch.setattr(pipelined_check, "REPEATS", 1)
+    assert pipelined_check.main(["--out", str(tmp_path / "check.json")]) == 0
+    report = json.loads((tmp_path / "check.json").read_text())
+    assert len(report["checks"]) == len(pipelined_check.CHECK_SHAPES) * len(pipelined.VARIANTS)
+    assert all(row["ok"] and row["relative_error"] < 1e-2 for row in report["checks"])
+    (timing,) = report["timings"]
+    assert set(timing["variants"]) == set(pipelined.VARIANTS) and timing["conv.cu fp16 us"] > 0
