@@ -10,7 +10,7 @@ arrays stand in for device arrays in CPU tests.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -18,7 +18,7 @@ from importlib import resources
 import numpy as np
 from tdn.backends.cuda import pipelined
 from tdn.backends.cuda.device import device
-from tdn.backends.cuda.tiling import CONV_VARIANTS, DEFAULT_VARIANT, ConvGeometry
+from tdn.backends.cuda.tiling import CONV_VARIANTS, DEFAULT_VARIANT, ConvGeometry, ConvVariant
 
 from tdn.activations import ACTIVATIONS
 from tdn.layers.shortcut import Shortcut
@@ -52,8 +52,9 @@ DEFINES: dict[str, dict[str, int]] = {name: {} for name in KERNELS}
 DEFINES["connected.cu"] = {"WARPS": CONNECTED_WARPS, "BATCH_TILE": CONNECTED_BATCH_TILE, "CHUNK": CONNECTED_CHUNK}
 # The .cu files compiled once per variant: each one's variants by name (each with defines()), and
 # the default one's name.
-_VARIANT_TABLES = {"conv.cu": (CONV_VARIANTS, DEFAULT_VARIANT.name),
-                   "conv_pipelined.cu": (pipelined.VARIANTS, pipelined.DEFAULT_VARIANT.name)}
+_VARIANT_TABLES: dict[str, tuple[Mapping[str, ConvVariant | pipelined.PipelinedVariant], str]] = {
+    "conv.cu": (CONV_VARIANTS, DEFAULT_VARIANT.name),
+    "conv_pipelined.cu": (pipelined.VARIANTS, pipelined.DEFAULT_VARIANT.name)}
 VARIANTS: dict[str, tuple[str, ...]] = {name: tuple(table) for name, (table, _) in _VARIANT_TABLES.items()}
 
 
