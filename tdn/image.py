@@ -97,8 +97,9 @@ def _rgb(image: Image.Image, source: str) -> np.ndarray:
 
 
 # Darknet divides each byte by 255 in double and stores a float: a table of the 256 results
-# gives the same float32 values without a float64 copy of the image.
-_BYTE_TO_FLOAT = (np.arange(256) / 255.0).astype(np.float32)
+# gives the same float32 values without a float64 copy of the image (the CUDA backend uploads
+# it for its uint8 input kernel, so images decoded there come out the same).
+BYTE_TO_FLOAT = (np.arange(256) / 255.0).astype(np.float32)
 
 
 def to_float(pixels: np.ndarray) -> np.ndarray:
@@ -108,7 +109,7 @@ def to_float(pixels: np.ndarray) -> np.ndarray:
     image = np.empty((3, height, width), np.float32)
     rows = max(1, 2**20 // width)
     for top in range(0, height, rows):
-        image[:, top:top + rows] = _BYTE_TO_FLOAT[pixels[top:top + rows]].transpose(2, 0, 1)
+        image[:, top:top + rows] = BYTE_TO_FLOAT[pixels[top:top + rows]].transpose(2, 0, 1)
     return image
 
 

@@ -83,4 +83,4 @@ class CudaBackend(Backend):
         from tdn.backends.cuda.program import CudaProgram
 
         choose = tuning.chooser(tuning.best_variants(device().name()), precision)
-        return CudaProgram(build_plan(graph, batch, choose), params, precision)
+        return CudaProgram(build_plan(graph, batch, choose, precision), params, precision)

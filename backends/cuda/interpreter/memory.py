@@ -10,6 +10,7 @@ import weakref
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mmap.restype = ctypes.c_void_p
@@ -64,20 +65,25 @@ class Allocation:
 
 
 class DeviceArray:
-    """A float32 array in interpreter device memory: shape, dtype, flags and a pointer, like the
-    part of a CuPy array the backend's host code reads. Its values move only through the device."""
+    """An array in interpreter device memory (float32 by default): shape, dtype, flags and a pointer,
+    like the part of a CuPy array the backend's host code reads. Its values move only through the
+    device."""
 
-    def __init__(self, shape: tuple[int, ...]):
+    def __init__(self, shape: tuple[int, ...], dtype: DTypeLike = np.float32):
         self.shape = tuple(int(n) for n in shape)
-        self.dtype = np.dtype(np.float32)
+        self.dtype = np.dtype(dtype)
         self.size = int(np.prod(self.shape, dtype=np.int64))
-        self.nbytes = 4 * self.size
+        self.nbytes = self.dtype.itemsize * self.size
         self.flags = Flags()
         self.allocation = Allocation(self.nbytes)
         self.ptr = self.allocation.ptr
 
+    def bytes(self) -> np.ndarray:
+        """The memory as a flat uint8 array sharing it (for the device layer only)."""
+        if self.nbytes == 0:
+            return np.empty(0, np.uint8)
+        return np.ctypeslib.as_array((ctypes.c_uint8 * self.nbytes).from_address(self.ptr))
+
     def view(self) -> np.ndarray:
         """The values, as a NumPy array sharing the memory (for the device layer only)."""
-        if self.size == 0:
-            return np.empty(self.shape, np.float32)
-        return np.ctypeslib.as_array((ctypes.c_float * self.size).from_address(self.ptr)).reshape(self.shape)
+        return self.bytes().view(self.dtype).reshape(self.shape)
