@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tdn.backends.cuda import tiling
+from tdn.backends.cuda import layout, tiling
 from tdn.backends.cuda.device import device
 from tdn.backends.numpy.convolution import convolve
 from tdn.backends.numpy.pooling import avgpool, maxpool
@@ -47,12 +47,35 @@ TOLERANCE = {"fp32": (1e-4, 1e-6), "tf32": (3e-2, 1e-4), "fp16": (3e-2, 1e-4)}
 CONV_TOLERANCE = {"fp32": 1e-4, "tf32": 1e-2, "fp16": 1e-2}
 
 
+# The activation storage types: float32 (fp32, tf32 networks) and float16 (fp16 networks).
+STORAGES = [np.float32, np.float16]
+
+
 def _device(array):
+    """Weights, biases, tables: float32 as given."""
     return device().upload(array)
 
 
+def _activations(x: np.ndarray, storage=np.float32):
+    """An (N, C, H, W) array as the device stores activations: NHWC, of `storage`."""
+    return device().upload(layout.to_nhwc(x), storage)
+
+
+def _empty(nchw: tuple[int, ...], storage=np.float32):
+    """An activation buffer for (N, C, H, W) values, NHWC on the device."""
+    n, c, h, w = nchw
+    return device().empty((n, h, w, c), storage)
+
+
 def _host(array) -> np.ndarray:
-    return device().download(array)
+    """An activation buffer back as (N, C, H, W) float32."""
+    return layout.to_nchw(device().download(array))
+
+
+def _stored(x: np.ndarray, storage) -> np.ndarray:
+    """x as float32 after being stored as `storage` (float16 rounds it; past 65504, to infinity)."""
+    with np.errstate(over="ignore"):
+        return x.astype(storage).astype(np.float32)
 
 
 @examples
@@ -73,9 +96,10 @@ def test_conv_matches_numpy(cg, mg, groups, size, stride, padding, batch, height
     weights /= np.float32(np.sqrt(cg * size * size))
     bias = rng.standard_normal(mg * groups).astype(np.float32)
     geo = tiling.ConvGeometry.of(layer, in_shape, out_shape, batch)
-    y = _device(np.full((batch, *out_shape), np.nan, np.float32))
-    kernels.conv(_device(x), _device(geo.pack_weights(weights)), _device(bias), y, geo, precision)
-    expected = convolve(x, layer, weights, bias, *out_shape[1:])
+    storage = layout.STORAGE[precision]
+    y = _empty((batch, *out_shape), storage)
+    kernels.conv(_activations(x, storage), _device(geo.pack_weights(weights)), _device(bias), y, geo, precision)
+    expected = convolve(_stored(x, storage), layer, weights, bias, *out_shape[1:])
     tol = CONV_TOLERANCE[precision]
     np.testing.assert_allclose(_host(y), expected, rtol=tol, atol=tol)
 
@@ -105,10 +129,12 @@ def test_conv_variant_matches_numpy_and_the_default_bit_for_bit(variant, precisi
         results = {}
         for name in {variant, tiling.DEFAULT_VARIANT.name}:
             geo = tiling.ConvGeometry.of(layer, in_shape, out_shape, batch, tiling.CONV_VARIANTS[name])
-            y = _device(np.full((batch, *out_shape), np.nan, np.float32))
-            kernels.conv(_device(x), _device(geo.pack_weights(weights)), _device(bias), y, geo, precision)
+            storage = layout.STORAGE[precision]
+            y = _empty((batch, *out_shape), storage)
+            kernels.conv(_activations(x, storage), _device(geo.pack_weights(weights)), _device(bias), y, geo,
+                         precision)
             results[name] = _host(y)
-        expected = convolve(x, layer, weights, bias, *out_shape[1:])
+        expected = convolve(_stored(x, storage), layer, weights, bias, *out_shape[1:])
         tol = CONV_TOLERANCE[precision]
         np.testing.assert_allclose(results[variant], expected, rtol=tol, atol=tol)
         np.testing.assert_array_equal(results[variant], results[tiling.DEFAULT_VARIANT.name])
@@ -117,16 +143,17 @@ def test_conv_variant_matches_numpy_and_the_default_bit_for_bit(variant, precisi
 @examples
 @given(size=st.integers(1, 4), stride=st.integers(1, 3), padding=st.integers(0, 4),
        shape=st.tuples(st.integers(1, 3), st.integers(1, 5), st.integers(4, 17), st.integers(4, 17)),
-       seed=st.integers(0, 2**31))
-def test_maxpool_matches_numpy(size, stride, padding, shape, seed):
+       storage=st.sampled_from(STORAGES), seed=st.integers(0, 2**31))
+def test_maxpool_matches_numpy(size, stride, padding, shape, storage, seed):
     from tdn.backends.cuda import kernels
 
     layer = Maxpool(size, stride, padding)
     _, oh, ow = layer.output_shape(shape[1:])
-    x = np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
-    y = _device(np.full((*shape[:2], oh, ow), np.nan, np.float32))
-    kernels.maxpool(_device(x), y, size, stride, layer.offset)
-    np.testing.assert_array_equal(_host(y), maxpool(x, layer, oh, ow))
+    x = _stored(np.random.default_rng(seed).standard_normal(shape).astype(np.float32), storage)
+    y = _empty((*shape[:2], oh, ow), storage)
+    kernels.maxpool(_activations(x, storage), y, size, stride, layer.offset)
+    # An empty window's -FLT_MAX is -inf in float16.
+    np.testing.assert_array_equal(_host(y), _stored(maxpool(x, layer, oh, ow), storage))
 
 
 @examples
@@ -138,9 +165,9 @@ def test_avgpool_softmax_matches_numpy(batch, groups, per_group, plane, fused, t
 
     c = groups * per_group
     x = np.random.default_rng(seed).standard_normal((batch, c, *plane)).astype(np.float32) * 4
-    pooled = _device(np.full((batch, c, 1, 1), np.nan, np.float32))
-    probs = _device(np.full((batch, c, 1, 1), np.nan, np.float32))
-    kernels.avgpool_softmax(_device(x), pooled, probs if fused else None, groups, temperature)
+    pooled = _empty((batch, c, 1, 1))
+    probs = _empty((batch, c, 1, 1))
+    kernels.avgpool_softmax(_activations(x), pooled, probs if fused else None, groups, temperature)
     expected_pooled = avgpool(x)
     np.testing.assert_allclose(_host(pooled), expected_pooled, rtol=1e-5, atol=1e-6)
     if fused:
@@ -156,8 +183,8 @@ def test_softmax_matches_numpy(batch, groups, shape, seed):
 
     total = int(np.prod(shape)) * groups
     x = np.random.default_rng(seed).standard_normal((batch, shape[0] * groups, *shape[1:])).astype(np.float32)
-    y = _device(np.full((batch, total, 1, 1), np.nan, np.float32))
-    kernels.softmax(_device(x), y, groups, 1.0)
+    y = _empty((batch, total, 1, 1))
+    kernels.softmax(_activations(x), y, groups, 1.0)
     np.testing.assert_allclose(_host(y), softmax(x, Softmax(groups, 1.0)), rtol=1e-4, atol=1e-7)
 
 
@@ -172,9 +199,10 @@ def test_connected_matches_formula(batch, inputs, outputs, image, activation, se
     x = rng.standard_normal((batch, inputs, 1, 1) if image else (batch, inputs)).astype(np.float32)
     weights = (rng.standard_normal((outputs, inputs)) / np.sqrt(inputs)).astype(np.float32)
     bias = rng.standard_normal(outputs).astype(np.float32)
-    y = _device(np.full((batch, outputs), np.nan, np.float32))
+    y = device().empty((batch, outputs))
     kernels.connected(_device(x), _device(weights), _device(bias), y, activation)
-    np.testing.assert_allclose(_host(y), formulas.connected(x, weights, bias, activation), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(device().download(y), formulas.connected(x, weights, bias, activation),
+                               rtol=1e-4, atol=1e-5)
 
 
 # The benchmark's batches on a GPU; on the CPU one image and one past a whole image tile.
@@ -186,8 +214,10 @@ def test_connected_at_the_benchmark_batches(batch):
     x = rng.standard_normal((batch, 64, 4, 4)).astype(np.float32)
     weights = (rng.standard_normal((1000, 1024)) / 32).astype(np.float32)
     bias = rng.standard_normal(1000).astype(np.float32)
-    y = _device(np.full((batch, 1000, 1, 1), np.nan, np.float32))
-    kernels.connected(_device(x), _device(weights), _device(bias), y, "leaky")
+    y = _empty((batch, 1000, 1, 1))
+    # The NHWC input reads flat in HWC order: the weights permuted as the program uploads them.
+    kernels.connected(_activations(x), _device(layout.connected_weights(weights, x.shape[1:])), _device(bias), y,
+                      "leaky")
     np.testing.assert_allclose(_host(y).reshape(batch, -1), formulas.connected(x, weights, bias, "leaky"),
                                rtol=1e-4, atol=1e-5)
 
@@ -196,77 +226,81 @@ def test_connected_at_the_benchmark_batches(batch):
 @given(batch=st.integers(1, 3), channels=st.tuples(st.integers(1, 6), st.integers(1, 6)),
        size=st.integers(1, 9), factor=st.integers(1, 3), from_larger=st.booleans(),
        alpha=st.sampled_from([1.0, 0.5]), beta=st.sampled_from([1.0, -1.5]),
-       activation=st.sampled_from(ACTIVATIONS), seed=st.integers(0, 2**31))
-def test_shortcut_matches_formula(batch, channels, size, factor, from_larger, alpha, beta, activation, seed):
+       activation=st.sampled_from(ACTIVATIONS), storage=st.sampled_from(STORAGES), seed=st.integers(0, 2**31))
+def test_shortcut_matches_formula(batch, channels, size, factor, from_larger, alpha, beta, activation, storage,
+                                  seed):
     from tdn.backends.cuda import kernels
 
     rng = np.random.default_rng(seed)
     small, large = (size, size), (size * factor, size * factor)
     x_hw, from_hw = (small, large) if from_larger else (large, small)
-    x = rng.standard_normal((batch, channels[0], *x_hw)).astype(np.float32)
-    source = rng.standard_normal((batch, channels[1], *from_hw)).astype(np.float32)
-    y = _device(np.full(x.shape, np.nan, np.float32))
-    kernels.shortcut(_device(x), _device(source), y, alpha, beta, activation)
-    np.testing.assert_allclose(_host(y), formulas.shortcut(x, source, alpha, beta, activation),
-                               rtol=1e-5, atol=1e-6)
+    x = _stored(rng.standard_normal((batch, channels[0], *x_hw)).astype(np.float32), storage)
+    source = _stored(rng.standard_normal((batch, channels[1], *from_hw)).astype(np.float32), storage)
+    y = _empty(x.shape, storage)
+    kernels.shortcut(_activations(x, storage), _activations(source, storage), y, alpha, beta, activation)
+    expected = _stored(formulas.shortcut(x, source, alpha, beta, activation), storage)
+    np.testing.assert_allclose(_host(y), expected, rtol=1e-5 if storage == np.float32 else 1e-3, atol=1e-6)
 
 
 @examples
 @given(batch=st.integers(1, 3), channels=st.lists(st.integers(1, 5), min_size=1, max_size=4),
-       groups=st.integers(1, 3), plane=st.tuples(st.integers(1, 9), st.integers(1, 9)), data=st.data())
-def test_route_matches_formula(batch, channels, groups, plane, data):
+       groups=st.integers(1, 3), plane=st.tuples(st.integers(1, 9), st.integers(1, 9)),
+       storage=st.sampled_from(STORAGES), data=st.data())
+def test_route_matches_formula(batch, channels, groups, plane, storage, data):
     from tdn.backends.cuda import kernels
 
     group_id = data.draw(st.integers(0, groups - 1))
     rng = np.random.default_rng(0)
-    inputs = [rng.standard_normal((batch, c * groups, *plane)).astype(np.float32) for c in channels]
-    y = _device(np.full((batch, sum(channels), *plane), np.nan, np.float32))
+    inputs = [_stored(rng.standard_normal((batch, c * groups, *plane)).astype(np.float32), storage)
+              for c in channels]
+    y = _empty((batch, sum(channels), *plane), storage)
     stream = device().stream()
     with stream:  # the copies go to the current stream
-        kernels.route([_device(a) for a in inputs], y, groups, group_id)
+        kernels.route([_activations(a, storage) for a in inputs], y, groups, group_id)
         stream.synchronize()
     np.testing.assert_array_equal(_host(y), formulas.route(inputs, groups, group_id))
 
 
 @examples
 @given(shape=st.tuples(st.integers(1, 3), st.integers(1, 4), st.integers(1, 12), st.integers(1, 12)),
-       stride=st.integers(1, 4), scale=st.sampled_from([1.0, 0.5, -2.0]), seed=st.integers(0, 2**31))
-def test_upsample_matches_formula(shape, stride, scale, seed):
+       stride=st.integers(1, 4), scale=st.sampled_from([1.0, 0.5, -2.0]), storage=st.sampled_from(STORAGES),
+       seed=st.integers(0, 2**31))
+def test_upsample_matches_formula(shape, stride, scale, storage, seed):
     from tdn.backends.cuda import kernels
 
     n, c, h, w = shape
-    x = np.random.default_rng(seed).standard_normal((n, c, h, w)).astype(np.float32)
-    y = _device(np.full((n, c, h * stride, w * stride), np.nan, np.float32))
-    kernels.upsample(_device(x), y, stride, scale)
-    np.testing.assert_allclose(_host(y), formulas.upsample(x, stride, scale), rtol=1e-6, atol=1e-6)
+    x = _stored(np.random.default_rng(seed).standard_normal((n, c, h, w)).astype(np.float32), storage)
+    y = _empty((n, c, h * stride, w * stride), storage)
+    kernels.upsample(_activations(x, storage), y, stride, scale)
+    np.testing.assert_array_equal(_host(y), _stored(formulas.upsample(x, stride, scale), storage))
 
 
 @examples
 @given(shape=st.tuples(st.integers(1, 3), st.integers(1, 40), st.integers(1, 9), st.integers(1, 9)),
-       seed=st.integers(0, 2**31))
-def test_batchnorm_matches_formula(shape, seed):
+       storage=st.sampled_from(STORAGES), seed=st.integers(0, 2**31))
+def test_batchnorm_matches_formula(shape, storage, seed):
     from tdn.backends.cuda import kernels
 
     rng = np.random.default_rng(seed)
-    x = rng.standard_normal(shape).astype(np.float32)
+    x = _stored(rng.standard_normal(shape).astype(np.float32), storage)
     scale, shift = (rng.standard_normal(shape[1]).astype(np.float32) for _ in range(2))
-    y = _device(np.full(shape, np.nan, np.float32))
-    kernels.batchnorm(_device(x), _device(scale), _device(shift), y)
-    np.testing.assert_array_equal(_host(y), formulas.batchnorm(x, scale, shift))
+    y = _empty(shape, storage)
+    kernels.batchnorm(_activations(x, storage), _device(scale), _device(shift), y)
+    np.testing.assert_array_equal(_host(y), _stored(formulas.batchnorm(x, scale, shift), storage))
 
 
 @examples
 @given(shape=st.tuples(st.integers(1, 3), st.integers(1, 4), st.integers(1, 20), st.integers(1, 20)),
-       data=st.data(), noadjust=st.booleans(), seed=st.integers(0, 2**31))
-def test_crop_matches_formula(shape, data, noadjust, seed):
+       data=st.data(), noadjust=st.booleans(), storage=st.sampled_from(STORAGES), seed=st.integers(0, 2**31))
+def test_crop_matches_formula(shape, data, noadjust, storage, seed):
     from tdn.backends.cuda import kernels
 
     out_h, out_w = data.draw(st.integers(1, shape[2])), data.draw(st.integers(1, shape[3]))
-    x = np.random.default_rng(seed).random(shape).astype(np.float32)
-    y = _device(np.full((*shape[:2], out_h, out_w), np.nan, np.float32))
+    x = _stored(np.random.default_rng(seed).random(shape).astype(np.float32), storage)
+    y = _empty((*shape[:2], out_h, out_w), storage)
     layer = Crop(crop_height=out_h, crop_width=out_w, noadjust=noadjust)
-    kernels.crop(_device(x), y, layer.scale, layer.shift)
-    np.testing.assert_array_equal(_host(y), formulas.crop(x, out_h, out_w, noadjust))
+    kernels.crop(_activations(x, storage), y, layer.scale, layer.shift)
+    np.testing.assert_array_equal(_host(y), _stored(formulas.crop(x, out_h, out_w, noadjust), storage))
 
 
 CASES = [("tiny", mode, "tiny-random.weights") for mode in ("letterbox", "resize_min", "stretch")] + \
