@@ -113,6 +113,25 @@ def to_float(pixels: np.ndarray) -> np.ndarray:
     return image
 
 
+def pixels_to_input(pixels: np.ndarray) -> np.ndarray:
+    """A batch of decoded images (N, H, W, C) uint8 -> the network input (N, C, H, W) float32, each
+    image as to_float makes it."""
+    if pixels.dtype != np.uint8 or pixels.ndim != 4:
+        raise ValueError(f"expected (N, H, W, C) uint8 pixels, got {pixels.dtype} {pixels.shape}")
+    return np.ascontiguousarray(BYTE_TO_FLOAT[pixels].transpose(0, 3, 1, 2))
+
+
+def keeps_pixels(w: int, h: int, width: int, height: int, mode: str) -> bool:
+    """Whether preprocess_pixels of a w x h image gives exactly to_float of its pixels, so that the
+    decoded bytes themselves can stand for the network input: an image at the network's size in
+    every mode (a resize to its own size moves no value; crop also resizes the shorter side to the
+    width first), and in resize_min one whose shorter side is already the network's width."""
+    kept_by_resize_min = _resized_size(w, h, width) == (w, h)
+    if mode == "resize_min":
+        return kept_by_resize_min
+    return (w, h) == (width, height) and (mode != "crop" or kept_by_resize_min)
+
+
 def _scale(src: int, dst: int) -> np.float32:
     if dst == 1:
         return np.float32(0)

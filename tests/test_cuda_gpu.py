@@ -420,3 +420,115 @@ def test_zoo_networks_match_numpy_layer_by_layer(shared, name):
     for node, mine, expected in zip(graph.nodes, ours, theirs):
         scale = float(np.abs(expected).max()) or 1.0
         assert np.abs(mine - expected).max() <= 1e-4 * scale, f"{name} layer {node.index} [{node.kind}]"
+
+
+# Every layer kind the plan has a kernel for, each fed what exercises its NHWC indexing: a crop,
+# a standalone batchnorm, a shortcut between different shapes (Darknet's sampling), a route of
+# channel groups, an upsample, a softmax in groups over a multi-pixel map (Darknet's CHW order),
+# a connected layer after a map with H, W > 1 (its weights permuted at upload), a fused
+# avgpool+softmax.
+EVERY_KIND = """
+[net]
+width=12
+height=12
+channels=3
+[crop]
+crop_width=10
+crop_height=10
+[convolutional]
+filters=12
+size=3
+pad=1
+batch_normalize=1
+activation=leaky
+[batchnorm]
+[maxpool]
+size=2
+stride=2
+[convolutional]
+filters=6
+size=3
+pad=1
+activation=linear
+[shortcut]
+from=-3
+activation=leaky
+[route]
+layers=-1,-3
+groups=2
+group_id=1
+[upsample]
+stride=2
+[convolutional]
+filters=8
+size=1
+stride=2
+activation=relu
+[softmax]
+groups=4
+[route]
+layers=-2
+[connected]
+output=20
+activation=leaky
+[route]
+layers=-4
+[avgpool]
+[softmax]
+groups=2
+"""
+# Max |cuda - numpy| over each layer, relative to the layer's largest |value|, per precision: the
+# fp16 network stores every activation in float16 (a relative rounding of 2^-11 per layer).
+LAYER_TOLERANCE = {"fp32": 1e-5, "tf32": 1e-2, "fp16": 1e-2}
+
+
+@pytest.mark.usefixtures("one_schedule")
+@pytest.mark.parametrize("precision", sorted(LAYER_TOLERANCE))
+def test_every_layer_kind_matches_numpy_layer_by_layer(precision):
+    graph = graph_from_text(EVERY_KIND, "every-kind.cfg")
+    assert {node.kind for node in graph.nodes} >= {"crop", "batchnorm", "shortcut", "route", "upsample",
+                                                   "softmax", "connected", "avgpool", "maxpool"}
+    assert graph.nodes[5].in_shape != graph.nodes[2].out_shape  # the shortcut samples between shapes
+    params = random_params(graph)
+    x = np.random.default_rng(0).random((2, *graph.input_shape), np.float32)
+    ours = Network(graph, params, registry().get("cuda"), precision=precision).predict_layers(x)
+    theirs = Network(graph, params, registry().get("numpy")).predict_layers(x)
+    for node, mine, expected in zip(graph.nodes, ours, theirs, strict=True):
+        assert mine.shape == expected.shape and mine.dtype == np.float32, f"layer {node.index} [{node.kind}]"
+        scale = float(np.abs(expected).max()) or 1.0
+        error = float(np.abs(mine - expected).max())
+        assert error <= LAYER_TOLERANCE[precision] * scale, f"layer {node.index} [{node.kind}]: {error / scale}"
+
+
+@pytest.mark.usefixtures("one_schedule")
+def test_program_buffers_are_nhwc_of_the_precisions_storage_type():
+    graph = graph_from_text(EVERY_KIND, "every-kind.cfg")
+    params = random_params(graph)
+    nbytes = {}
+    for precision, storage in layout.STORAGE.items():
+        program = Network(graph, params, registry().get("cuda"), precision=precision).program(2, 12, 12)
+        assert [b.dtype for b in program.buffers] == [np.dtype(storage)] * len(program.buffers)
+        assert [tuple(b.shape) for b in program.buffers] == list(program.plan.buffer_shapes)
+        nbytes[precision] = [b.nbytes for b in program.buffers]
+        assert nbytes[precision] == list(program.plan.buffer_bytes)
+    assert nbytes["tf32"] == nbytes["fp32"]
+    assert [2 * n for n in nbytes["fp16"]] == nbytes["fp32"]
+
+
+@pytest.mark.usefixtures("one_schedule")
+@pytest.mark.parametrize("precision", sorted(LAYER_TOLERANCE))
+def test_pixels_give_the_float_inputs_output_bit_for_bit(precision):
+    """run_pixels (uint8 up, normalised on the device) against run on to_float's input, with
+    every byte value among the pixels."""
+    from tdn.image import pixels_to_input
+
+    graph = graph_from_text(EVERY_KIND, "every-kind.cfg")
+    net = Network(graph, random_params(graph), registry().get("cuda"), precision=precision)
+    pixels = np.random.default_rng(1).permutation(np.arange(2 * 12 * 12 * 3) % 256).astype(np.uint8)
+    pixels = pixels.reshape(2, 12, 12, 3)
+    program = net.program(2, 12, 12)
+    np.testing.assert_array_equal(program.run_pixels(pixels), program.run(pixels_to_input(pixels)))
+    # The pixel graph replays with new bytes (its host buffer is copied in on each run).
+    np.testing.assert_array_equal(program.run_pixels(pixels[::-1].copy()),
+                                  program.run(pixels_to_input(pixels[::-1].copy())))
+    np.testing.assert_array_equal(net.predict_pixels(pixels[0]), net.predict(pixels_to_input(pixels[:1])[0]))

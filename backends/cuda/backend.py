@@ -68,6 +68,7 @@ class CudaBackend(Backend):
     layer_kinds = LAYER_KINDS
     precisions = tuple(CONV_ENTRY)  # fp32 first: the default
     priority = 20  # above numpy's 10: "auto" picks the GPU when there is one
+    uploads_pixels = True  # CudaProgram.run_pixels: uint8 bytes up, normalised on the device
 
     def __init__(self):
         if interpret_mode() is not None:
