@@ -181,6 +181,29 @@ def test_plan_fuses_avgpool_with_softmax_and_aliases_identity_layers():
     assert plan.output_buffer == 5
 
 
+@pytest.mark.parametrize("precision, itemsize", [("fp32", 4), ("tf32", 4), ("fp16", 2)])
+def test_plan_buffers_are_nhwc_of_the_precisions_storage_type(precision, itemsize):
+    """fp16 networks store activations in float16: every buffer half the bytes of fp32's."""
+    plan = build_plan(graph_from_text(CFG), batch=4, precision=precision)
+    assert plan.storage == np.dtype(layout.STORAGE[precision]) and plan.storage.itemsize == itemsize
+    assert plan.buffer_bytes[:2] == (4 * 16 * 16 * 3 * itemsize, 4 * 16 * 16 * 8 * itemsize)
+    assert sum(plan.buffer_bytes) == itemsize * sum(int(np.prod(shape)) for shape in plan.buffer_shapes)
+
+
+def test_connected_weights_follow_the_nhwc_input():
+    """Permuted at upload, the weights times the NHWC input flat are Darknet's weights times the
+    CHW input flat."""
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((2, 3, 4, 5)).astype(np.float32)
+    weights = rng.standard_normal((7, 60)).astype(np.float32)
+    permuted = layout.connected_weights(weights, (3, 4, 5))
+    np.testing.assert_allclose(layout.to_nhwc(x).reshape(2, -1) @ permuted.T, x.reshape(2, -1) @ weights.T,
+                               rtol=1e-5, atol=1e-5)
+    assert not np.array_equal(permuted, weights)
+    with pytest.raises(ValueError, match=r"expected \(7, 61\)"):
+        layout.connected_weights(weights, (61, 1, 1))
+
+
 def test_plan_uses_plain_softmax_without_avgpool():
     graph = graph_from_text(CFG.replace("[avgpool]\n", ""))
     plan = build_plan(graph, batch=1)
