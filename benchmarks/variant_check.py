@@ -56,9 +56,9 @@ def run_all(interpreted: bool) -> dict[tuple[str, str, int], np.ndarray]:
         bias = dev.upload(rng.standard_normal(filters, np.float32))
         for name, variant in tiling.CONV_VARIANTS.items():
             geo = tiling.ConvGeometry.of(layer, (channels, height, width), out_shape, batch, variant)
-            packed = dev.upload(geo.pack_weights(weights))
             for precision in kernels.CONV_ENTRY:
                 storage = STORAGE[precision]
+                packed = dev.upload(geo.pack_weights(weights), storage)
                 y = dev.empty(nhwc(batch, out_shape), storage)
                 kernels.conv(dev.upload(x, storage), packed, bias, y, geo, precision)
                 results[(name, precision, index)] = dev.download(y).astype(np.float32)

@@ -4,10 +4,11 @@
 // never stored, each tile of it is gathered from the NHWC input straight into shared memory,
 // and a tile's consecutive k are consecutive channels of one input cell, contiguous in memory.
 //
-// Layouts: x (N, H, W, C); w packed by the host as (groups, k_pad, m_pad) float32 in the same
-// k order, zero-padded to whole tiles (tdn.backends.cuda.tiling.pack_weights); bias (M,) float32;
-// y (N, OH, OW, M). x and y are float in the f32 and tf32 modes and fp16 in the f16 mode
-// (storage.cuh); sums are float32 in every mode.
+// Layouts: x (N, H, W, C); w packed by the host as (groups, k_pad, m_pad) in the same k order,
+// zero-padded to whole tiles (tdn.backends.cuda.tiling.pack_weights); bias (M,) float32;
+// y (N, OH, OW, M). x, w and y are float in the f32 and tf32 modes and fp16 in the f16 mode
+// (storage.cuh: the f16 mode's operands are fp16 anyway, so storing w as fp16 rounds it once, as
+// the kernel would); sums are float32 in every mode.
 // A block of WARPS_M x WARPS_N warps computes a TILE_M x TILE_N tile of one group's output,
 // each warp a 32 x 16 sub-tile and each thread 16 of its outputs, in every mode.
 //
@@ -57,7 +58,7 @@ __device__ __forceinline__ unsigned to_half2(float lo, float hi) {
 }
 
 template <int MODE, class T>
-__device__ __forceinline__ void conv_body(const T* __restrict__ x, const float* __restrict__ w,
+__device__ __forceinline__ void conv_body(const T* __restrict__ x, const T* __restrict__ w,
                                           const float* __restrict__ bias, T* __restrict__ y,
                                           const ConvArgs a) {
     __shared__ float tile_w[TILE_K][ROW_M];  // [k][m]
@@ -81,7 +82,7 @@ __device__ __forceinline__ void conv_body(const T* __restrict__ x, const float* 
     // read consecutive channels of a cell.
     const int my_k = t % TILE_K, first_col = t / TILE_K;
     const T* src = x + (long long)g * group_channels;
-    const float* wg = w + (long long)g * a.k_pad * a.m_pad + m0;
+    const T* wg = w + (long long)g * a.k_pad * a.m_pad + m0;
 
     float acc[16];
 #pragma unroll
@@ -92,7 +93,7 @@ __device__ __forceinline__ void conv_body(const T* __restrict__ x, const float* 
     for (int k0 = 0; k0 < a.k_pad; k0 += TILE_K) {
         for (int i = 0; i < TILE_K * TILE_M / THREADS; ++i) {
             int idx = t + i * THREADS, k = idx / TILE_M, m = idx % TILE_M;
-            tile_w[k][m] = wg[(long long)(k0 + k) * a.m_pad + m];
+            tile_w[k][m] = load(wg, (long long)(k0 + k) * a.m_pad + m);
         }
         const int kg = k0 + my_k, c = kg % group_channels, cell = kg / group_channels;
         const int ky = cell / a.size, kx = cell % a.size;
@@ -213,6 +214,6 @@ conv_tf32(const float* x, const float* w, const float* bias, float* y, CONV_PARA
 }
 
 extern "C" __global__ void __launch_bounds__(THREADS)
-conv_f16(const half16* x, const float* w, const float* bias, half16* y, CONV_PARAMS) {
+conv_f16(const half16* x, const half16* w, const float* bias, half16* y, CONV_PARAMS) {
     conv_body<MODE_F16, half16>(x, w, bias, y, CONV_ARGS);
 }

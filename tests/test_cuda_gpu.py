@@ -98,7 +98,8 @@ def test_conv_matches_numpy(cg, mg, groups, size, stride, padding, batch, height
     geo = tiling.ConvGeometry.of(layer, in_shape, out_shape, batch)
     storage = layout.STORAGE[precision]
     y = _empty((batch, *out_shape), storage)
-    kernels.conv(_activations(x, storage), _device(geo.pack_weights(weights)), _device(bias), y, geo, precision)
+    packed = device().upload(geo.pack_weights(weights), storage)
+    kernels.conv(_activations(x, storage), packed, _device(bias), y, geo, precision)
     expected = convolve(_stored(x, storage), layer, weights, bias, *out_shape[1:])
     tol = CONV_TOLERANCE[precision]
     np.testing.assert_allclose(_host(y), expected, rtol=tol, atol=tol)
@@ -131,8 +132,8 @@ def test_conv_variant_matches_numpy_and_the_default_bit_for_bit(variant, precisi
             geo = tiling.ConvGeometry.of(layer, in_shape, out_shape, batch, tiling.CONV_VARIANTS[name])
             storage = layout.STORAGE[precision]
             y = _empty((batch, *out_shape), storage)
-            kernels.conv(_activations(x, storage), _device(geo.pack_weights(weights)), _device(bias), y, geo,
-                         precision)
+            packed = device().upload(geo.pack_weights(weights), storage)
+            kernels.conv(_activations(x, storage), packed, _device(bias), y, geo, precision)
             results[name] = _host(y)
         expected = convolve(_stored(x, storage), layer, weights, bias, *out_shape[1:])
         tol = CONV_TOLERANCE[precision]
@@ -510,6 +511,11 @@ def test_program_buffers_are_nhwc_of_the_precisions_storage_type():
         assert [b.dtype for b in program.buffers] == [np.dtype(storage)] * len(program.buffers)
         assert [tuple(b.shape) for b in program.buffers] == list(program.plan.buffer_shapes)
         nbytes[precision] = [b.nbytes for b in program.buffers]
+        # Conv weights are stored as the activations (fp16 operands anyway in fp16); the rest float32.
+        for index, (weights, vector) in program.weights.items():
+            kind = graph.nodes[index].kind
+            assert weights.dtype == (storage if kind == "convolutional" else np.float32), kind
+            assert vector.dtype == np.float32, kind
         assert nbytes[precision] == list(program.plan.buffer_bytes)
     assert nbytes["tf32"] == nbytes["fp32"]
     assert [2 * n for n in nbytes["fp16"]] == nbytes["fp32"]

@@ -263,8 +263,8 @@ def _geo():
 
 
 def _conv_arrays(geo, storage=np.float32):
-    """NHWC input and output of the precision's storage type; weights and bias float32."""
-    return (np.zeros((2, 8, 8, 4), storage), np.zeros((1, geo.k_pad, geo.m_pad), np.float32),
+    """NHWC input and output and the packed weights of the precision's storage type; bias float32."""
+    return (np.zeros((2, 8, 8, 4), storage), np.zeros((1, geo.k_pad, geo.m_pad), storage),
             np.zeros(6, np.float32), np.zeros((2, 8, 8, 6), storage))
 
 

@@ -155,13 +155,13 @@ def _launch_elementwise(file: str, entry: str, count: int, args: Sequence) -> No
 
 
 def conv(x, packed, bias, y, geo: ConvGeometry, precision: str = "fp32") -> None:
-    """x (N, H, W, C) and y (N, OH, OW, M) stored as the precision stores activations
-    (layout.STORAGE); packed weights from geo.pack_weights, bias (M,), both float32."""
+    """x (N, H, W, C), y (N, OH, OW, M) and the weights packed by geo.pack_weights, all stored as
+    the precision stores activations (layout.STORAGE); bias (M,) float32."""
     if precision not in CONV_ENTRY:
         raise ValueError(f"conv: unknown precision {precision!r} (known: {', '.join(CONV_ENTRY)})")
     storage = layout.STORAGE[precision]
     check("conv input", x, (geo.batch, geo.height, geo.width, geo.channels), storage)
-    check("conv weights", packed, (geo.groups, geo.k_pad, geo.m_pad))
+    check("conv weights", packed, (geo.groups, geo.k_pad, geo.m_pad), storage)
     check("conv bias", bias, (geo.filters,))
     check("conv output", y, (geo.batch, geo.out_h, geo.out_w, geo.filters), storage)
     scalars = [np.int32(v) for v in geo.scalars()]

@@ -49,7 +49,7 @@ def time_variants(geo: ConvGeometry, precision: str, max_repeats: int) -> dict[s
     times = {}
     for variant in CONV_VARIANTS.values():
         shaped = replace(geo, variant=variant)
-        packed = dev.upload(shaped.pack_weights(weights))
+        packed = dev.upload(shaped.pack_weights(weights), storage)
 
         def run(shaped: ConvGeometry = shaped, packed: Any = packed) -> None:
             kernels.conv(x, packed, bias, y, shaped, precision)

@@ -54,8 +54,10 @@ def _args(step: Step, kind: type[T]) -> T:
     return step.args
 
 
-def _upload_conv(step: Step, params: LayerParams) -> tuple[Any, ...]:
-    return _to_device(_args(step, ConvGeometry).pack_weights(params["weights"])), _to_device(params["biases"])
+def _upload_conv(step: Step, params: LayerParams, storage: np.dtype) -> tuple[Any, ...]:
+    # Stored as the activations are: fp16 weights in fp16 networks (the kernel's operands anyway).
+    packed = _args(step, ConvGeometry).pack_weights(params["weights"])
+    return device().upload(packed, storage), _to_device(params["biases"])
 
 
 def _conv(program: CudaProgram, step: Step, inputs: list, outputs: list) -> None:
@@ -81,7 +83,7 @@ def _softmax(program: CudaProgram, step: Step, inputs: list, outputs: list) -> N
     kernels.softmax(inputs[0], outputs[0], args.groups, args.temperature)
 
 
-def _upload_connected(step: Step, params: LayerParams) -> tuple[Any, ...]:
+def _upload_connected(step: Step, params: LayerParams, storage: np.dtype) -> tuple[Any, ...]:
     weights = layout.connected_weights(params["weights"], step.nodes[0].in_shape)
     return _to_device(weights), _to_device(params["biases"])
 
@@ -107,7 +109,7 @@ def _upsample(program: CudaProgram, step: Step, inputs: list, outputs: list) -> 
     kernels.upsample(inputs[0], outputs[0], args.stride, args.scale)
 
 
-def _upload_batchnorm(step: Step, params: LayerParams) -> tuple[Any, ...]:
+def _upload_batchnorm(step: Step, params: LayerParams, storage: np.dtype) -> tuple[Any, ...]:
     return _to_device(params["scales"]), _to_device(params["biases"])
 
 
@@ -135,7 +137,8 @@ LAUNCHERS: dict[str, Launcher] = {
     "batchnorm": _batchnorm,
     "crop": _crop,
 }
-UPLOADS: dict[str, Callable[[Step, LayerParams], tuple[Any, ...]]] = {
+# Each gets the plan's storage type; only the conv weights take it (the others stay float32).
+UPLOADS: dict[str, Callable[[Step, LayerParams, np.dtype], tuple[Any, ...]]] = {
     "conv": _upload_conv, "connected": _upload_connected, "batchnorm": _upload_batchnorm}
 
 
@@ -146,7 +149,7 @@ class CudaProgram(Program):
         self.device = device()
         self.buffers = [self.device.empty(shape, plan.storage) for shape in plan.buffer_shapes]
         self.weights: dict[int, tuple[Any, ...]] = {
-            step.nodes[0].index: UPLOADS[step.op](step, params[step.nodes[0].index])
+            step.nodes[0].index: UPLOADS[step.op](step, params[step.nodes[0].index], plan.storage)
             for step in plan.steps if step.op in UPLOADS}
         # The contract's float32 NCHW input and output: on the device, and in pinned host memory
         # so that the captured copies are true asynchronous DMA transfers.
