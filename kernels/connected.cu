@@ -2,8 +2,8 @@
 // batch-norm already folded into w and bias by tdn. Sums are float32 FMAs.
 //
 // Layouts: x (batch, inputs), w (outputs, inputs), bias (outputs,), y (batch, outputs); all
-// C-contiguous. x and y are activations (float, or fp16 in an fp16 network: storage.cuh); w and
-// bias float. An NHWC input is read flat in HWC order: the host permuted w's input axis from
+// C-contiguous. x, y and w are float, or fp16 in an fp16 network (storage.cuh: w rounded once at
+// upload, as the fp16 conv's operands are); bias float; sums float32. An NHWC input is read flat in HWC order: the host permuted w's input axis from
 // Darknet's CHW order to match when it uploaded w (tdn.backends.cuda.layout.connected_weights).
 //
 // Tiling, for batch 1 (a matrix-vector product, bound by reading w once) up to a few hundred:
@@ -21,7 +21,7 @@
 #define THREADS (WARPS * 32)
 
 template <class T>
-__device__ __forceinline__ void connected_body(const T* __restrict__ x, const float* __restrict__ w,
+__device__ __forceinline__ void connected_body(const T* __restrict__ x, const T* __restrict__ w,
                                                const float* __restrict__ bias, T* __restrict__ y, int batch,
                                                int inputs, int outputs, int activation) {
     __shared__ float staged[BATCH_TILE][CHUNK];
@@ -31,7 +31,7 @@ __device__ __forceinline__ void connected_body(const T* __restrict__ x, const fl
     const int o = blockIdx.y * WARPS + warp;
     // A warp past the last output still helps stage inputs, so it cannot leave early.
     const bool has_output = o < outputs;
-    const float* row = w + (long long)(has_output ? o : 0) * inputs;
+    const T* row = w + (long long)(has_output ? o : 0) * inputs;
     const T* first = x + (long long)b0 * inputs;
 
     float acc[BATCH_TILE];
@@ -48,7 +48,7 @@ __device__ __forceinline__ void connected_body(const T* __restrict__ x, const fl
         if (has_output) {
 #pragma unroll 4
             for (int i = lane; i < n; i += 32) {
-                float wv = row[i0 + i];
+                float wv = load(row, i0 + i);
 #pragma unroll
                 for (int b = 0; b < BATCH_TILE; ++b)
                     if (b < images) acc[b] = fmaf(wv, staged[b][i], acc[b]);
@@ -75,6 +75,6 @@ connected_f32(const float* x, const float* w, const float* bias, float* y, CONNE
 }
 
 extern "C" __global__ void __launch_bounds__(THREADS)
-connected_f16(const half16* x, const float* w, const float* bias, half16* y, CONNECTED_PARAMS) {
+connected_f16(const half16* x, const half16* w, const float* bias, half16* y, CONNECTED_PARAMS) {
     connected_body(x, w, bias, y, batch, inputs, outputs, activation);
 }

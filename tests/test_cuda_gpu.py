@@ -191,19 +191,23 @@ def test_softmax_matches_numpy(batch, groups, shape, seed):
 
 @examples
 @given(batch=st.integers(1, 20), inputs=st.integers(1, 600), outputs=st.integers(1, 40),
-       image=st.booleans(), activation=st.sampled_from(ACTIVATIONS), seed=st.integers(0, 2**31))
-def test_connected_matches_formula(batch, inputs, outputs, image, activation, seed):
-    """Batches across several image tiles, inputs across the 256-value staging chunks."""
+       image=st.booleans(), activation=st.sampled_from(ACTIVATIONS), storage=st.sampled_from(STORAGES),
+       seed=st.integers(0, 2**31))
+def test_connected_matches_formula(batch, inputs, outputs, image, activation, storage, seed):
+    """Batches across several image tiles, inputs across the 256-value staging chunks; in float16
+    storage, the formula of the stored inputs and weights, its result rounded to float16."""
     from tdn.backends.cuda import kernels
 
     rng = np.random.default_rng(seed)
-    x = rng.standard_normal((batch, inputs, 1, 1) if image else (batch, inputs)).astype(np.float32)
-    weights = (rng.standard_normal((outputs, inputs)) / np.sqrt(inputs)).astype(np.float32)
+    x = _stored(rng.standard_normal((batch, inputs, 1, 1) if image else (batch, inputs)).astype(np.float32),
+                storage)
+    weights = _stored((rng.standard_normal((outputs, inputs)) / np.sqrt(inputs)).astype(np.float32), storage)
     bias = rng.standard_normal(outputs).astype(np.float32)
-    y = device().empty((batch, outputs))
-    kernels.connected(_device(x), _device(weights), _device(bias), y, activation)
-    np.testing.assert_allclose(device().download(y), formulas.connected(x, weights, bias, activation),
-                               rtol=1e-4, atol=1e-5)
+    y = device().empty((batch, outputs), storage)
+    kernels.connected(device().upload(x, storage), device().upload(weights, storage), _device(bias), y, activation)
+    expected = _stored(formulas.connected(x, weights, bias, activation), storage)
+    tol = 1e-4 if storage == np.float32 else 2e-3
+    np.testing.assert_allclose(device().download(y).astype(np.float32), expected, rtol=tol, atol=10 * tol)
 
 
 # The benchmark's batches on a GPU; on the CPU one image and one past a whole image tile.
@@ -511,10 +515,10 @@ def test_program_buffers_are_nhwc_of_the_precisions_storage_type():
         assert [b.dtype for b in program.buffers] == [np.dtype(storage)] * len(program.buffers)
         assert [tuple(b.shape) for b in program.buffers] == list(program.plan.buffer_shapes)
         nbytes[precision] = [b.nbytes for b in program.buffers]
-        # Conv weights are stored as the activations (fp16 operands anyway in fp16); the rest float32.
+        # Weights are stored as the activations (fp16 operands in fp16); scales and biases float32.
         for index, (weights, vector) in program.weights.items():
             kind = graph.nodes[index].kind
-            assert weights.dtype == (storage if kind == "convolutional" else np.float32), kind
+            assert weights.dtype == (np.float32 if kind == "batchnorm" else storage), kind
             assert vector.dtype == np.float32, kind
         assert nbytes[precision] == list(program.plan.buffer_bytes)
     assert nbytes["tf32"] == nbytes["fp32"]

@@ -29,7 +29,7 @@ CONV_F32 = dict(cg=3, mg=5, groups=2, size=3, stride=1, padding=1, batch=2, heig
 CONV_TF32 = {**CONV_F32, "precision": "tf32"}
 SOFTMAX = dict(batch=2, groups=1, shape=(30, 5, 6), seed=3)  # 900 values: every thread of the block works
 MAXPOOL_F16 = dict(size=2, stride=2, padding=0, shape=(1, 3, 6, 6), storage=np.float16, seed=4)
-CONNECTED = dict(batch=3, inputs=300, outputs=9, image=False, activation="linear", seed=2)
+CONNECTED = dict(batch=3, inputs=300, outputs=9, image=False, activation="linear", storage=np.float32, seed=2)
 
 
 def _conv(example):

@@ -223,14 +223,15 @@ def connected_grid(batch: int, outputs: int) -> tuple[int, int]:
 
 
 def connected(x, weights, bias, y, activation: str) -> None:
-    """y = act(x @ weights.T + bias): weights (outputs, inputs) float32; x holds `inputs` values per
-    image, y `outputs`, in any shape (batch, ...) and one storage type: an NHWC input is read flat
-    in HWC order, so weights in Darknet's CHW order go through layout.connected_weights first."""
+    """y = act(x @ weights.T + bias): weights (outputs, inputs); x holds `inputs` values per image,
+    y `outputs`, in any shape (batch, ...); x, y and weights of one storage type, bias float32. An
+    NHWC input is read flat in HWC order, so weights in Darknet's CHW order go through
+    layout.connected_weights first."""
     if len(weights.shape) != 2:
         raise ValueError(f"connected weights: expected (outputs, inputs), got shape {tuple(weights.shape)}")
     outputs, inputs = weights.shape
     batch = x.shape[0]
-    check("connected weights", weights, (outputs, inputs))
+    check("connected weights", weights, (outputs, inputs), x.dtype)
     check("connected bias", bias, (outputs,))
     _check_images("connected input", x, batch, inputs, x.dtype)
     _check_images("connected output", y, batch, outputs, x.dtype)

@@ -55,7 +55,6 @@ def _args(step: Step, kind: type[T]) -> T:
 
 
 def _upload_conv(step: Step, params: LayerParams, storage: np.dtype) -> tuple[Any, ...]:
-    # Stored as the activations are: fp16 weights in fp16 networks (the kernel's operands anyway).
     packed = _args(step, ConvGeometry).pack_weights(params["weights"])
     return device().upload(packed, storage), _to_device(params["biases"])
 
@@ -85,7 +84,7 @@ def _softmax(program: CudaProgram, step: Step, inputs: list, outputs: list) -> N
 
 def _upload_connected(step: Step, params: LayerParams, storage: np.dtype) -> tuple[Any, ...]:
     weights = layout.connected_weights(params["weights"], step.nodes[0].in_shape)
-    return _to_device(weights), _to_device(params["biases"])
+    return device().upload(weights, storage), _to_device(params["biases"])
 
 
 def _connected(program: CudaProgram, step: Step, inputs: list, outputs: list) -> None:
@@ -137,7 +136,8 @@ LAUNCHERS: dict[str, Launcher] = {
     "batchnorm": _batchnorm,
     "crop": _crop,
 }
-# Each gets the plan's storage type; only the conv weights take it (the others stay float32).
+# Each gets the plan's storage type. Weights are stored as the activations are: fp16 in fp16
+# networks, rounded once here as the kernels' fp16 operands are; biases and scales stay float32.
 UPLOADS: dict[str, Callable[[Step, LayerParams, np.dtype], tuple[Any, ...]]] = {
     "conv": _upload_conv, "connected": _upload_connected, "batchnorm": _upload_batchnorm}
 
