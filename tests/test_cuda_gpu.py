@@ -542,3 +542,18 @@ def test_pixels_give_the_float_inputs_output_bit_for_bit(precision):
     np.testing.assert_array_equal(program.run_pixels(pixels[::-1].copy()),
                                   program.run(pixels_to_input(pixels[::-1].copy())))
     np.testing.assert_array_equal(net.predict_pixels(pixels[0]), net.predict(pixels_to_input(pixels[:1])[0]))
+
+
+@pytest.mark.usefixtures("one_schedule")
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_a_map_output_comes_back_nchw(precision):
+    """run converts a multi-cell NHWC output to float32 NCHW on the device (a classifier's output,
+    one cell per image, is copied as it is in fp32)."""
+    graph = graph_from_text("[net]\nwidth=6\nheight=5\nchannels=3\n[convolutional]\nfilters=4\nsize=3\npad=1\n"
+                            "activation=linear\n", "map.cfg")
+    params = random_params(graph)
+    x = np.random.default_rng(2).random((2, *graph.input_shape), np.float32)
+    ours = Network(graph, params, registry().get("cuda"), precision=precision).predict(x)
+    theirs = Network(graph, params, registry().get("numpy")).predict(x)
+    assert ours.shape == theirs.shape == (2, 4 * 5 * 6)
+    np.testing.assert_allclose(ours, theirs, rtol=LAYER_TOLERANCE[precision], atol=LAYER_TOLERANCE[precision])
