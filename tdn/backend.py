@@ -15,7 +15,6 @@ from collections.abc import Sequence
 import numpy as np
 
 from tdn.graph import Graph
-from tdn.image import pixels_to_input
 
 LayerParams = dict[str, np.ndarray]
 
@@ -36,6 +35,8 @@ class Program(abc.ABC):
         their tdn.image.to_float values (no resize or crop changed them): the same output, bit
         for bit. By default converted here on the host; a backend with Backend.uploads_pixels
         (cuda) uploads the bytes, a quarter of the float32 input's, and converts on its device."""
+        from tdn.image import pixels_to_input  # PIL and the decoders: not at `tdn backends` start-up
+
         return self.run(pixels_to_input(pixels))
 
 
