@@ -557,3 +557,28 @@ def test_a_map_output_comes_back_nchw(precision):
     theirs = Network(graph, params, registry().get("numpy")).predict(x)
     assert ours.shape == theirs.shape == (2, 4 * 5 * 6)
     np.testing.assert_allclose(ours, theirs, rtol=LAYER_TOLERANCE[precision], atol=LAYER_TOLERANCE[precision])
+
+
+def test_float16_storage_round_trips_every_half_exactly():
+    """Every float16 bit pattern (subnormals, infinities, NaNs included), as float32, through the
+    device's fp16 buffers and back (convert.cu: float_to_half, then half_to_float) comes back as
+    NumPy converts it, bit for bit (a NaN as a NaN: the conversion's is the canonical one); and
+    float32 values between halves round to nearest even."""
+    from tdn.backends.cuda import kernels
+
+    halves = np.arange(2**16, dtype=np.uint32).astype(np.uint16).view(np.float16)
+    x = halves.astype(np.float32).reshape(2, 8, 64, 64)
+    stored, back = device().empty((2, 64, 64, 8), np.float16), device().empty(x.shape)
+    kernels.to_nhwc(_device(x), stored)
+    kernels.to_nchw(stored, back)
+    result = device().download(back)
+    nan = np.isnan(x)
+    assert np.isnan(result[nan]).all() and nan.sum() == 2 * (2**10 - 1)
+    np.testing.assert_array_equal(result[~nan].view(np.uint32), x[~nan].view(np.uint32))
+    # Midpoints between neighbouring positive finite halves: ties go to the even neighbour.
+    finite = halves[np.isfinite(halves) & (halves > 0)].astype(np.float64)
+    between = ((finite[:-1] + finite[1:]) / 2).astype(np.float32)
+    between = np.resize(between, 2 * 8 * 64 * 64).reshape(x.shape)
+    kernels.to_nhwc(_device(between), stored)
+    kernels.to_nchw(stored, back)
+    np.testing.assert_array_equal(device().download(back), between.astype(np.float16).astype(np.float32))
