@@ -97,6 +97,9 @@ __device__ __forceinline__ void conv_body(const T* __restrict__ x, const T* __re
         }
         const int kg = k0 + my_k, c = kg % group_channels, cell = kg / group_channels;
         const int ky = cell / a.size, kx = cell % a.size;
+        // Not unrolled: unrolled, the gathers' addresses stay live together and the f32 and f16
+        // paths spill registers in some variants (tests/test_cuda_compile.py).
+#pragma unroll 1
         for (int i = 0; i < TILE_K * TILE_N / THREADS; ++i) {
             const int col = first_col + i * (THREADS / TILE_K);
             const int iy = col_y0[col] + ky, ix = col_x0[col] + kx;
