@@ -1,7 +1,8 @@
 """Tiny Darknet on one GPU: tdn's CUDA backend against PyTorch, in one run.
 
 Times host-to-host forward passes (input array in, probabilities out) at each batch size
-for tdn's cuda backend at each precision (entries cuda-fp32, cuda-tf32, cuda-fp16),
+for tdn's cuda backend at each precision (entries cuda-fp32, cuda-tf32, cuda-fp16; and
+cuda-fp32-u8 ... with the images uploaded as uint8 pixels, Network.predict_pixels),
 PyTorch (cuDNN, channels_last: eager, CUDA graph, torch.compile) and, with --tensorrt where it is
 installed, TensorRT engines built from our ONNX export (tensorrt-fp32, tensorrt-fp16), and writes ms/batch,
 images/s and each entry's ratio to PyTorch's best at that batch to
@@ -83,12 +84,16 @@ def write_result(out_dir: Path, device: str, environment: dict, rows: list[dict]
     return path
 
 
-def tdn_runner(args, precision: str, batch: int):
+def tdn_runners(args, precision: str, batch: int) -> dict:
+    """cuda-<precision>: float32 NCHW input; cuda-<precision>-u8: the same images as uint8 pixels
+    (a quarter of the bytes to upload, normalised on the GPU)."""
     import tdn
+    from tdn.image import pixels_to_input
 
     net = tdn.load(args.cfg, args.weights, "cuda", precision=precision)
-    x = np.random.default_rng(0).random((batch, 3, args.size, args.size), np.float32)
-    return lambda: net.predict(x)
+    pixels = np.random.default_rng(0).integers(0, 256, (batch, args.size, args.size, 3), dtype=np.uint8)
+    x = pixels_to_input(pixels)
+    return {f"cuda-{precision}": lambda: net.predict(x), f"cuda-{precision}-u8": lambda: net.predict_pixels(pixels)}
 
 
 def torch_model(args):
@@ -233,7 +238,8 @@ def main(argv: list[str] | None = None) -> int:
             environment["tensorrt"] = f"not installed: {error}"
             print(f"TensorRT skipped: {error}", flush=True)
     for batch in args.batches:
-        runners = {f"cuda-{precision}": tdn_runner(args, precision, batch) for precision in args.precisions}
+        runners = {name: run for precision in args.precisions
+                   for name, run in tdn_runners(args, precision, batch).items()}
         if not args.skip_torch:
             import torch
 

@@ -35,6 +35,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def run_all(interpreted: bool) -> dict[tuple[str, str, int], np.ndarray]:
     """(variant, precision, shape index) -> output, on the GPU or interpreted."""
     from tdn.backends.cuda import device, kernels, tiling
+    from tdn.backends.cuda.layout import STORAGE, nhwc
 
     from tdn.layers.convolutional import Convolutional
 
@@ -50,16 +51,17 @@ def run_all(interpreted: bool) -> dict[tuple[str, str, int], np.ndarray]:
         rng = np.random.default_rng(index)
         layer = Convolutional(filters, size, stride, padding, groups, False, activation)
         out_shape = layer.output_shape((channels, height, width))
-        x = dev.upload(rng.standard_normal((batch, channels, height, width), np.float32))
+        x = rng.standard_normal((batch, height, width, channels), np.float32)  # NHWC, as on the device
         weights = rng.standard_normal((filters, channels // groups, size, size), np.float32) / 4
         bias = dev.upload(rng.standard_normal(filters, np.float32))
         for name, variant in tiling.CONV_VARIANTS.items():
             geo = tiling.ConvGeometry.of(layer, (channels, height, width), out_shape, batch, variant)
-            packed = dev.upload(geo.pack_weights(weights))
             for precision in kernels.CONV_ENTRY:
-                y = dev.empty((batch, *out_shape))
-                kernels.conv(x, packed, bias, y, geo, precision)
-                results[(name, precision, index)] = dev.download(y)
+                storage = STORAGE[precision]
+                packed = dev.upload(geo.pack_weights(weights), storage)
+                y = dev.empty(nhwc(batch, out_shape), storage)
+                kernels.conv(dev.upload(x, storage), packed, bias, y, geo, precision)
+                results[(name, precision, index)] = dev.download(y).astype(np.float32)
     return results
 
 

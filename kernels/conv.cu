@@ -1,16 +1,21 @@
 // Convolution as an implicit GEMM, with the folded batch-norm bias and the activation in
 // the epilogue. Per group g: out[m, p] = act(bias[m] + sum_k w[k, m] * col[k, p]), where
-// p runs over (image, oy, ox) and k over (input channel, ky, kx); col is never stored,
-// each tile of it is gathered from the NCHW input straight into shared memory.
+// p runs over (image, oy, ox) and k over (ky, kx, input channel), the channel fastest: col is
+// never stored, each tile of it is gathered from the NHWC input straight into shared memory,
+// and a tile's consecutive k are consecutive channels of one input cell, contiguous in memory.
 //
-// Layouts: x (N, C, H, W); w packed by the host as (groups, k_pad, m_pad), zero-padded to
-// whole tiles (tdn.backends.cuda.tiling.pack_weights); bias (M,); y (N, M, OH, OW).
+// Layouts: x (N, H, W, C); w packed by the host as (groups, k_pad, m_pad) in the same k order,
+// zero-padded to whole tiles (tdn.backends.cuda.tiling.pack_weights); bias (M,) float32;
+// y (N, OH, OW, M). x, w and y are float in the f32 and tf32 modes and fp16 in the f16 mode
+// (storage.cuh: the f16 mode's operands are fp16 anyway, so storing w as fp16 rounds it once, as
+// the kernel would); sums are float32 in every mode.
 // A block of WARPS_M x WARPS_N warps computes a TILE_M x TILE_N tile of one group's output,
 // each warp a 32 x 16 sub-tile and each thread 16 of its outputs, in every mode.
 //
 // Three entry points share the tiling: conv_f32 (FMA), conv_tf32 and conv_f16 (tensor
 // cores through mma.sync; operands rounded to tf32 / fp16, sums kept in float32).
 #include "activations.cuh"
+#include "storage.cuh"
 
 // WARPS_M, WARPS_N and TILE_K come from the host as -D definitions, one set per variant
 // (tdn.backends.cuda.tiling.CONV_VARIANTS); the rest follows from them.
@@ -19,13 +24,14 @@
 #define THREADS (32 * WARPS_M * WARPS_N)
 #define ROW_M (TILE_M + 4)  // padded shared rows: fragment reads hit distinct banks
 #define ROW_N (TILE_N + 4)
-// The f32 path: threads in a (THREADS / COLS_T) x COLS_T grid, each owning 4 rows strided by
-// ROWS_T and 4 columns strided by COLS_T, so that a warp's stores are coalesced.
+// The f32 path: threads in a ROWS_T x COLS_T grid, rows fastest, each owning 4 rows strided by
+// ROWS_T and 4 columns strided by COLS_T, so that a warp's NHWC stores (filters fastest) are
+// coalesced.
 #define COLS_T (TILE_N / 4)
 #define ROWS_T (THREADS / COLS_T)
 static_assert(TILE_K % 16 == 0, "the f16 path steps k by 16 (mma m16n8k16)");
 static_assert(TILE_K * TILE_M % THREADS == 0 && TILE_K * TILE_N % THREADS == 0, "whole tile loads");
-static_assert(THREADS % TILE_N == 0, "each thread gathers one fixed column");
+static_assert(THREADS % TILE_K == 0 && TILE_N % (THREADS / TILE_K) == 0, "each thread gathers one fixed k");
 static_assert(4 * ROWS_T == TILE_M, "4 rows per thread in the f32 path");
 
 struct ConvArgs {
@@ -51,25 +57,32 @@ __device__ __forceinline__ unsigned to_half2(float lo, float hi) {
     return r;
 }
 
-template <int MODE>
-__device__ __forceinline__ void conv_body(const float* __restrict__ x, const float* __restrict__ w,
-                                          const float* __restrict__ bias, float* __restrict__ y,
+template <int MODE, class T>
+__device__ __forceinline__ void conv_body(const T* __restrict__ x, const T* __restrict__ w,
+                                          const float* __restrict__ bias, T* __restrict__ y,
                                           const ConvArgs a) {
     __shared__ float tile_w[TILE_K][ROW_M];  // [k][m]
     __shared__ float tile_x[TILE_K][ROW_N];  // [k][p]
+    // Where each column of the block's tile starts in x: its image's first value (-1: past the
+    // last pixel) and the top-left input cell of its window. Decoded once per block.
+    __shared__ long long col_image[TILE_N];
+    __shared__ int col_y0[TILE_N];
+    __shared__ int col_x0[TILE_N];
     const int t = threadIdx.x, g = blockIdx.z;
     const int m0 = blockIdx.y * TILE_M, p0 = blockIdx.x * TILE_N;
-    const int plane = a.out_h * a.out_w, window = a.size * a.size;
-
-    // This thread always gathers column p0 + t % TILE_N of the implicit im2col matrix.
-    const int my_col = t % TILE_N, my_p = p0 + my_col;
-    const bool col_valid = my_p < a.pixels;
-    const int image = col_valid ? my_p / plane : 0, rem = col_valid ? my_p % plane : 0;
-    const int in_y0 = (rem / a.out_w) * a.stride - a.padding;
-    const int in_x0 = (rem % a.out_w) * a.stride - a.padding;
-    const float* src = x + ((long long)image * a.channels + (long long)g * (a.channels / a.groups))
-                               * a.height * a.width;
-    const float* wg = w + (long long)g * a.k_pad * a.m_pad + m0;
+    const int plane = a.out_h * a.out_w, group_channels = a.channels / a.groups;
+    for (int col = t; col < TILE_N; col += THREADS) {
+        const int p = p0 + col, rem = p % plane;
+        col_image[col] = p < a.pixels ? (long long)(p / plane) * a.height * a.width * a.channels : -1;
+        col_y0[col] = (rem / a.out_w) * a.stride - a.padding;
+        col_x0[col] = (rem % a.out_w) * a.stride - a.padding;
+    }
+    __syncthreads();
+    // This thread always gathers row t % TILE_K of the implicit im2col tile: consecutive threads
+    // read consecutive channels of a cell.
+    const int my_k = t % TILE_K, first_col = t / TILE_K;
+    const T* src = x + (long long)g * group_channels;
+    const T* wg = w + (long long)g * a.k_pad * a.m_pad + m0;
 
     float acc[16];
 #pragma unroll
@@ -80,23 +93,25 @@ __device__ __forceinline__ void conv_body(const float* __restrict__ x, const flo
     for (int k0 = 0; k0 < a.k_pad; k0 += TILE_K) {
         for (int i = 0; i < TILE_K * TILE_M / THREADS; ++i) {
             int idx = t + i * THREADS, k = idx / TILE_M, m = idx % TILE_M;
-            tile_w[k][m] = wg[(long long)(k0 + k) * a.m_pad + m];
+            tile_w[k][m] = load(wg, (long long)(k0 + k) * a.m_pad + m);
         }
+        const int kg = k0 + my_k, c = kg % group_channels, cell = kg / group_channels;
+        const int ky = cell / a.size, kx = cell % a.size;
+        // Not unrolled: unrolled, the gathers' addresses stay live together and the f32 and f16
+        // paths spill registers in some variants (tests/test_cuda_compile.py).
+#pragma unroll 1
         for (int i = 0; i < TILE_K * TILE_N / THREADS; ++i) {
-            int k = t / TILE_N + i * (THREADS / TILE_N), kg = k0 + k;
+            const int col = first_col + i * (THREADS / TILE_K);
+            const int iy = col_y0[col] + ky, ix = col_x0[col] + kx;
             float v = 0.f;
-            if (col_valid && kg < a.k_group) {
-                int c = kg / window, r = kg % window;
-                int iy = in_y0 + r / a.size, ix = in_x0 + r % a.size;
-                if (iy >= 0 && iy < a.height && ix >= 0 && ix < a.width)
-                    v = src[((long long)c * a.height + iy) * a.width + ix];
-            }
-            tile_x[k][my_col] = v;
+            if (col_image[col] >= 0 && kg < a.k_group && iy >= 0 && iy < a.height && ix >= 0 && ix < a.width)
+                v = load(src, col_image[col] + ((long long)iy * a.width + ix) * a.channels + c);
+            tile_x[my_k][col] = v;
         }
         __syncthreads();
         if (MODE == MODE_F32) {
             // Thread (tm, tn) owns rows tm + ROWS_T i and columns tn + COLS_T j.
-            const int tm = t / COLS_T, tn = t % COLS_T;
+            const int tm = t % ROWS_T, tn = t / ROWS_T;
 #pragma unroll
             for (int k = 0; k < TILE_K; ++k) {
                 float wv[4], xv[4];
@@ -164,13 +179,13 @@ __device__ __forceinline__ void conv_body(const float* __restrict__ x, const flo
         __syncthreads();
     }
 
-    // Epilogue: bias (batch-norm folded into it) and activation, stored as NCHW.
+    // Epilogue: bias (batch-norm folded into it) and activation, stored as NHWC.
 #pragma unroll  // acc indexed by constants only: it stays in registers
     for (int e = 0; e < 16; ++e) {
         int m, col;
         if (MODE == MODE_F32) {
-            m = t / COLS_T + ROWS_T * (e / 4);
-            col = t % COLS_T + COLS_T * (e % 4);
+            m = t % ROWS_T + ROWS_T * (e / 4);
+            col = t / ROWS_T + COLS_T * (e % 4);
         } else {
             int tile = e / 4, c = e % 4;
             m = warp_m + (tile / 2) * 16 + gid + (c >= 2 ? 8 : 0);
@@ -179,8 +194,7 @@ __device__ __forceinline__ void conv_body(const float* __restrict__ x, const flo
         int gm = m0 + m, p = p0 + col;
         if (gm >= a.m_group || p >= a.pixels) continue;
         int filter = g * a.m_group + gm;
-        long long out = ((long long)(p / plane) * a.filters + filter) * plane + p % plane;
-        y[out] = activate(acc[e] + bias[filter], a.activation);
+        store(y, (long long)p * a.filters + filter, activate(acc[e] + bias[filter], a.activation));
     }
 }
 
@@ -194,15 +208,15 @@ __device__ __forceinline__ void conv_body(const float* __restrict__ x, const flo
 
 extern "C" __global__ void __launch_bounds__(THREADS)
 conv_f32(const float* x, const float* w, const float* bias, float* y, CONV_PARAMS) {
-    conv_body<MODE_F32>(x, w, bias, y, CONV_ARGS);
+    conv_body<MODE_F32, float>(x, w, bias, y, CONV_ARGS);
 }
 
 extern "C" __global__ void __launch_bounds__(THREADS)
 conv_tf32(const float* x, const float* w, const float* bias, float* y, CONV_PARAMS) {
-    conv_body<MODE_TF32>(x, w, bias, y, CONV_ARGS);
+    conv_body<MODE_TF32, float>(x, w, bias, y, CONV_ARGS);
 }
 
 extern "C" __global__ void __launch_bounds__(THREADS)
-conv_f16(const float* x, const float* w, const float* bias, float* y, CONV_PARAMS) {
-    conv_body<MODE_F16>(x, w, bias, y, CONV_ARGS);
+conv_f16(const half16* x, const half16* w, const float* bias, half16* y, CONV_PARAMS) {
+    conv_body<MODE_F16, half16>(x, w, bias, y, CONV_ARGS);
 }

@@ -1,24 +1,30 @@
 // Darknet's softmax of one image's `total` values in `groups` equal parts, done by one block:
 // out = exp(x/t - max/t) / sum. blockDim.x must be a multiple of 32, at most 1024.
+//
+// Darknet numbers the values in CHW order; the input is stored NHWC, so value j (channel
+// j / plane, cell j % plane) is read at (j % plane) * channels + j / plane. The output is
+// (total, 1, 1): value j at j in either order.
 #pragma once
 #include "reduce.cuh"
+#include "storage.cuh"
 
-__device__ void softmax_block(const float* x, float* y, int total, int groups, float temperature) {
+template <class In, class Out>
+__device__ void softmax_block(const In* x, Out* y, int channels, int plane, int groups, float temperature) {
     __shared__ float scratch[32];
-    int size = total / groups;
+    int total = channels * plane, size = total / groups;
     for (int g = 0; g < groups; ++g) {
-        const float* in = x + g * size;
-        float* out = y + g * size;
         float largest = __int_as_float(0xff800000);
-        for (int i = threadIdx.x; i < size; i += blockDim.x) largest = fmaxf(largest, in[i]);
+        for (int j = g * size + threadIdx.x; j < (g + 1) * size; j += blockDim.x)
+            largest = fmaxf(largest, load(x, (long long)(j % plane) * channels + j / plane));
         largest = block_reduce(largest, true, scratch);
         float sum = 0.f;
-        for (int i = threadIdx.x; i < size; i += blockDim.x) {
-            float e = expf(in[i] / temperature - largest / temperature);
-            out[i] = e;
-            sum += e;
-        }
+        for (int j = g * size + threadIdx.x; j < (g + 1) * size; j += blockDim.x)
+            sum += expf(load(x, (long long)(j % plane) * channels + j / plane) / temperature
+                        - largest / temperature);
         sum = block_reduce(sum, false, scratch);
-        for (int i = threadIdx.x; i < size; i += blockDim.x) out[i] /= sum;
+        // The exponential again rather than a stored one: an fp16 output is then rounded once.
+        for (int j = g * size + threadIdx.x; j < (g + 1) * size; j += blockDim.x)
+            store(y, j, expf(load(x, (long long)(j % plane) * channels + j / plane) / temperature
+                             - largest / temperature) / sum);
     }
 }

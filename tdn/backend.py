@@ -30,6 +30,15 @@ class Program(abc.ABC):
     def run_layers(self, x: np.ndarray) -> list[np.ndarray]:
         """Like run, but every layer's output in order, each (batch, *node.out_shape)."""
 
+    def run_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        """Like run, for decoded images (batch, H, W, C) uint8 whose network input is exactly
+        their tdn.image.to_float values (no resize or crop changed them): the same output, bit
+        for bit. By default converted here on the host; a backend with Backend.uploads_pixels
+        (cuda) uploads the bytes, a quarter of the float32 input's, and converts on its device."""
+        from tdn.image import pixels_to_input  # PIL and the decoders: not at `tdn backends` start-up
+
+        return self.run(pixels_to_input(pixels))
+
 
 class Backend(abc.ABC):
     """One way of computing a network. Subclasses set the class attributes."""
@@ -45,6 +54,11 @@ class Backend(abc.ABC):
     """backend="auto" picks the available backend with the highest priority; never a negative one."""
     folded_batchnorm: bool = True
     """prepare() gets batch-norm folded into weights and biases; False: the arrays as stored."""
+
+    uploads_pixels: bool = False
+    """Its programs' run_pixels moves uint8 pixels to the device and converts them there, so that
+    tdn hands it decoded images as pixels where it can (tdn.pipeline); False: tdn converts them
+    on its decoding threads, as for any other input."""
 
     parallel_modes: tuple[str, ...] = ()
     """The ways it offers of using the other CPU cores (tdn.load(parallel=)), first the default."""

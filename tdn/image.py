@@ -97,8 +97,9 @@ def _rgb(image: Image.Image, source: str) -> np.ndarray:
 
 
 # Darknet divides each byte by 255 in double and stores a float: a table of the 256 results
-# gives the same float32 values without a float64 copy of the image.
-_BYTE_TO_FLOAT = (np.arange(256) / 255.0).astype(np.float32)
+# gives the same float32 values without a float64 copy of the image (the CUDA backend uploads
+# it for its uint8 input kernel, so images decoded there come out the same).
+BYTE_TO_FLOAT = (np.arange(256) / 255.0).astype(np.float32)
 
 
 def to_float(pixels: np.ndarray) -> np.ndarray:
@@ -108,8 +109,27 @@ def to_float(pixels: np.ndarray) -> np.ndarray:
     image = np.empty((3, height, width), np.float32)
     rows = max(1, 2**20 // width)
     for top in range(0, height, rows):
-        image[:, top:top + rows] = _BYTE_TO_FLOAT[pixels[top:top + rows]].transpose(2, 0, 1)
+        image[:, top:top + rows] = BYTE_TO_FLOAT[pixels[top:top + rows]].transpose(2, 0, 1)
     return image
+
+
+def pixels_to_input(pixels: np.ndarray) -> np.ndarray:
+    """A batch of decoded images (N, H, W, C) uint8 -> the network input (N, C, H, W) float32, each
+    image as to_float makes it."""
+    if pixels.dtype != np.uint8 or pixels.ndim != 4:
+        raise ValueError(f"expected (N, H, W, C) uint8 pixels, got {pixels.dtype} {pixels.shape}")
+    return np.ascontiguousarray(BYTE_TO_FLOAT[pixels].transpose(0, 3, 1, 2))
+
+
+def keeps_pixels(w: int, h: int, width: int, height: int, mode: str) -> bool:
+    """Whether preprocess_pixels of a w x h image gives exactly to_float of its pixels, so that the
+    decoded bytes themselves can stand for the network input: an image at the network's size in
+    every mode (a resize to its own size moves no value; crop also resizes the shorter side to the
+    width first), and in resize_min one whose shorter side is already the network's width."""
+    kept_by_resize_min = _resized_size(w, h, width) == (w, h)
+    if mode == "resize_min":
+        return kept_by_resize_min
+    return (w, h) == (width, height) and (mode != "crop" or kept_by_resize_min)
 
 
 def _scale(src: int, dst: int) -> np.float32:

@@ -119,6 +119,22 @@ class Network:
         out = np.array(out, dtype=np.float32).reshape(len(batch), -1)
         return out[0] if x.ndim == 3 else out
 
+    def predict_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        """Like predict, for decoded images given as their pixels: (H,W,C) -> (classes,);
+        (N,H,W,C) -> (N, classes); uint8, each standing for its tdn.image.to_float input (so an
+        image at the size the network runs at: nothing resized or cropped). Gives predict's
+        result for that input, bit for bit; the cuda backend uploads the bytes, a quarter of
+        the float32 input's, and converts them on the GPU."""
+        pixels = np.asarray(pixels)
+        if pixels.dtype != np.uint8 or pixels.ndim not in (3, 4):
+            raise ValueError(f"expected uint8 pixels of shape (H,W,C) or (N,H,W,C), got {pixels.dtype} {pixels.shape}")
+        batch = np.ascontiguousarray(pixels if pixels.ndim == 4 else pixels[None])
+        if batch.shape[3] != self.graph.net.channels:
+            raise ValueError(f"expected {self.graph.net.channels} channels, got pixels {pixels.shape}")
+        out = self.program(*batch.shape[0:3]).run_pixels(batch)
+        out = np.array(out, dtype=np.float32).reshape(len(batch), -1)
+        return out[0] if pixels.ndim == 3 else out
+
     def predict_layers(self, x: np.ndarray) -> list[np.ndarray]:
         """Every layer's output for a (N,C,H,W) or (C,H,W) input, batch axis kept as given."""
         batch = self._batch(x)
@@ -142,8 +158,10 @@ class Network:
                            f"([net] channels); tdn reads images as RGB, 3 channels")
         if mode == "resize_min":
             self.graph.check_resizable()
+        # Images whose preprocessing changes nothing reach a backend that uploads pixels as bytes.
+        pixels = self.predict_pixels if self.backend.uploads_pixels else None
         return pipeline.predict_batches(self.predict, images, self.graph.net.width, self.graph.net.height,
-                                        mode, batch, workers, strict, decoder, max_pixels)
+                                        mode, batch, workers, strict, decoder, max_pixels, pixels)
 
 
 def load(cfg: str | Path, weights: str | Path, backend: str | Backend = "auto",

@@ -13,10 +13,11 @@ Assumptions (each one a row a later design can move):
   the others (pools, softmax, shortcut, route, crop) count no FLOPs, as Darknet's table does,
   and are memory-bound at any precision (a handful of operations per value moved).
 - Bytes per value. Activations between layers: 4 bytes in fp32 and tf32 (tf32 is a float32 in
-  memory), 2 in fp16 (fp16 activations stored between layers, as issue 19 plans; today's backend
-  keeps float32 buffers in every precision). Weights (the array named `weights` of a layer's
-  folded arrays): 4 bytes in fp32 and tf32, 2 in fp16. Biases and batch-norm scales: float32 in
-  every precision (the epilogue is float32).
+  memory), 2 in fp16 (the CUDA backend stores every activation buffer as float16 in fp16:
+  backends/cuda/layout.py). Weights (the array named `weights` of a layer's folded arrays): 4
+  bytes in fp32 and tf32, 2 in fp16 (the backend uploads conv and connected weights as float16
+  in fp16). Biases and batch-norm scales: float32 in every precision (the epilogue is float32;
+  so are the backend's standalone batch-norm scales).
 - Compulsory traffic only. Each launch reads its inputs and its folded parameters once and
   writes its outputs once; nothing stays on chip between launches (no L2 reuse: at batch 1 the
   whole working set of Tiny Darknet fits in the H100's 50 MB L2, so there the memory times are
@@ -29,9 +30,11 @@ Assumptions (each one a row a later design can move):
   A layer in no launch computes nothing and moves nothing.
 - Launch floor. Replaying the CUDA graph costs GRAPH_LAUNCH_S once and GRAPH_NODE_S for each
   kernel and each copy it holds; the host's wait for the stream (synchronize) is not counted.
-- Transfer floor. The batch's input crosses PCIe once (float32 as today, or uint8 as issue 19
-  plans for images from files) and its output (float32 probabilities) once, at the link's
-  one-way peak, one graph node each.
+- Transfer floor. The batch's input crosses PCIe once (float32 from Program.run, or uint8 from
+  Program.run_pixels: decoded images whose preprocessing changes no value) and its output
+  (float32 probabilities) once, at the link's one-way peak, one graph node each. (The backend's
+  graph also holds one conversion kernel at each end, NHWC and float32 NCHW or uint8: two
+  element-wise launches over the input and output, which this model does not count.)
 - Predicted host-to-host time of one forward = graph launch + the layers' roofline times + one
   graph node per kernel + the two copies. Streamed, with each batch's copies overlapping its
   neighbours' kernels, the slowest of kernels, upload and download sets the pace.
@@ -54,7 +57,7 @@ ACTIVATION_BYTES = {"fp32": 4, "tf32": 4, "fp16": 2}
 WEIGHT_BYTES = {"fp32": 4, "tf32": 4, "fp16": 2}
 VECTOR_BYTES = 4  # biases and scales: float32 in every precision
 OUTPUT_BYTES = 4  # the probabilities copied back: float32
-INPUT_BYTES = {"float32": 4, "uint8": 1}  # the input as uploaded: today, and as issue 19 plans
+INPUT_BYTES = {"float32": 4, "uint8": 1}  # the input as uploaded: by run, and by run_pixels
 PRECISIONS = tuple(ACTIVATION_BYTES)
 
 # Issue 19's targets.

@@ -30,7 +30,15 @@ from PIL import Image
 
 from tdn.errors import ImageError, TdnError
 from tdn.files import lines_of, read_regular
-from tdn.image import DEFAULT_MAX_PIXELS, MODES, ImageLike, decode, preprocess_pixels
+from tdn.image import (
+    DEFAULT_MAX_PIXELS,
+    MODES,
+    ImageLike,
+    check_preprocessing,
+    decode,
+    keeps_pixels,
+    preprocess_pixels,
+)
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tga", ".tif", ".tiff",
                               ".webp", ".ppm", ".pgm", ".pnm"})
@@ -111,7 +119,7 @@ class Prediction:
 class _Prepared:
     index: int
     source: str
-    x: np.ndarray | None
+    x: np.ndarray | None  # the 3xHxW float32 input, or its HxWx3 uint8 pixels where they stand for it
     error: str | None
 
     @property
@@ -123,13 +131,21 @@ class _Prepared:
 
 
 def _prepare(index: int, image: ImageLike, width: int, height: int, mode: str,
-             decoder: str, max_pixels: int | None) -> _Prepared:
+             decoder: str, max_pixels: int | None, keep_pixels: bool = False) -> _Prepared:
+    """keep_pixels: an image whose preprocessing would change no value (tdn.image.keeps_pixels)
+    stays as its decoded uint8 pixels, for a backend that converts them itself."""
     source = describe(image, index)
     try:
         if isinstance(image, np.ndarray) and image.dtype == np.float32:
             x = image  # already a preprocessed 3xHxW network input
         else:
-            x = preprocess_pixels(decode(image, decoder, max_pixels), width, height, mode, max_pixels, source)
+            pixels = decode(image, decoder, max_pixels)
+            h, w = pixels.shape[:2]
+            if keep_pixels and keeps_pixels(w, h, width, height, mode):
+                check_preprocessing(source, w, h, width, height, mode, max_pixels)
+                x = pixels
+            else:
+                x = preprocess_pixels(pixels, width, height, mode, max_pixels, source)
     except ImageError as error:
         return _Prepared(index, source, None, str(error))
     except (OSError, ValueError, EOFError, Image.DecompressionBombError) as error:
@@ -140,19 +156,20 @@ def _prepare(index: int, image: ImageLike, width: int, height: int, mode: str,
 
 def prepared(images: Iterable[ImageLike], width: int, height: int, mode: str,
              workers: int = 4, lookahead: int = 16, decoder: str = "darknet",
-             max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Iterator[_Prepared]:
+             max_pixels: int | None = DEFAULT_MAX_PIXELS, keep_pixels: bool = False) -> Iterator[_Prepared]:
     """Preprocessed images in input order, `lookahead` of them in flight on `workers` threads.
-    workers=0 preprocesses in the calling thread."""
+    workers=0 preprocesses in the calling thread. keep_pixels: as _prepare."""
     numbered = enumerate(images)
     if workers == 0:
         for index, image in numbered:
-            yield _prepare(index, image, width, height, mode, decoder, max_pixels)
+            yield _prepare(index, image, width, height, mode, decoder, max_pixels, keep_pixels)
         return
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tdn-decode") as pool:
         pending: deque[Future[_Prepared]] = deque()
         try:
             for index, image in numbered:
-                pending.append(pool.submit(_prepare, index, image, width, height, mode, decoder, max_pixels))
+                pending.append(pool.submit(_prepare, index, image, width, height, mode, decoder, max_pixels,
+                                           keep_pixels))
                 if len(pending) > lookahead:
                     yield pending.popleft().result()
             while pending:
@@ -164,11 +181,12 @@ def prepared(images: Iterable[ImageLike], width: int, height: int, mode: str,
 
 
 def batches(items: Iterable[_Prepared], batch: int) -> Iterator[list[_Prepared]]:
-    """Group into runs of at most `batch` consecutive same-shape inputs. A failed item is
-    its own group of one, so it is reported in its place."""
+    """Group into runs of at most `batch` consecutive inputs of one shape and type (inputs or
+    pixels). A failed item is its own group of one, so it is reported in its place."""
     group: list[_Prepared] = []
     for item in items:
-        if item.x is None or (group and (len(group) == batch or item.x.shape != group[0].input.shape)):
+        if item.x is None or (group and (len(group) == batch or item.x.shape != group[0].input.shape
+                                         or item.x.dtype != group[0].input.dtype)):
             if group:
                 yield group
             group = []
@@ -183,8 +201,11 @@ def batches(items: Iterable[_Prepared], batch: int) -> Iterator[list[_Prepared]]
 def predict_batches(predict: Callable[[np.ndarray], np.ndarray], images: Iterable[ImageLike],
                     width: int, height: int, mode: str = "resize_min", batch: int = 8,
                     workers: int = 4, strict: bool = True, decoder: str = "darknet",
-                    max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Iterator[Prediction]:
+                    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+                    predict_pixels: Callable[[np.ndarray], np.ndarray] | None = None) -> Iterator[Prediction]:
     """Run `predict` ((N,C,H,W) -> (N,classes)) over images; one Prediction per image, in order.
+    With predict_pixels ((N,H,W,3) uint8 -> predict of their to_float input), images whose
+    preprocessing changes no value go to it as their decoded bytes (tdn.image.keeps_pixels).
     An image over max_pixels (tdn.image.check_preprocessing) is refused like an unreadable one.
 
     strict: raise ImageError at the first unreadable image (after yielding those before it);
@@ -196,7 +217,8 @@ def predict_batches(predict: Callable[[np.ndarray], np.ndarray], images: Iterabl
     if mode not in MODES:
         raise ValueError(f"unknown preprocessing mode '{mode}' (expected one of {', '.join(MODES)})")
     # Two batches ahead: the next one is ready when the current one finishes.
-    items = prepared(images, width, height, mode, workers, 2 * batch + workers, decoder, max_pixels)
+    items = prepared(images, width, height, mode, workers, 2 * batch + workers, decoder, max_pixels,
+                     keep_pixels=predict_pixels is not None)
     for group in batches(items, batch):
         if group[0].x is None:
             if strict:
@@ -204,7 +226,9 @@ def predict_batches(predict: Callable[[np.ndarray], np.ndarray], images: Iterabl
             yield Prediction(group[0].index, group[0].source, None, group[0].error)
             continue
         start = time.perf_counter()
-        out = np.asarray(predict(np.stack([item.input for item in group])), dtype=np.float32)
+        stacked = np.stack([item.input for item in group])
+        run = predict_pixels if predict_pixels is not None and stacked.dtype == np.uint8 else predict
+        out = np.asarray(run(stacked), dtype=np.float32)
         seconds = (time.perf_counter() - start) / len(group)
         for item, probabilities in zip(group, out.reshape(len(group), -1), strict=True):
             if not np.isfinite(probabilities).all():

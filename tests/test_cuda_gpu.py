@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tdn.backends.cuda import tiling
+from tdn.backends.cuda import layout, tiling
 from tdn.backends.cuda.device import device
 from tdn.backends.numpy.convolution import convolve
 from tdn.backends.numpy.pooling import avgpool, maxpool
@@ -47,12 +47,35 @@ TOLERANCE = {"fp32": (1e-4, 1e-6), "tf32": (3e-2, 1e-4), "fp16": (3e-2, 1e-4)}
 CONV_TOLERANCE = {"fp32": 1e-4, "tf32": 1e-2, "fp16": 1e-2}
 
 
+# The activation storage types: float32 (fp32, tf32 networks) and float16 (fp16 networks).
+STORAGES = [np.float32, np.float16]
+
+
 def _device(array):
+    """Weights, biases, tables: float32 as given."""
     return device().upload(array)
 
 
+def _activations(x: np.ndarray, storage=np.float32):
+    """An (N, C, H, W) array as the device stores activations: NHWC, of `storage`."""
+    return device().upload(layout.to_nhwc(x), storage)
+
+
+def _empty(nchw: tuple[int, ...], storage=np.float32):
+    """An activation buffer for (N, C, H, W) values, NHWC on the device."""
+    n, c, h, w = nchw
+    return device().empty((n, h, w, c), storage)
+
+
 def _host(array) -> np.ndarray:
-    return device().download(array)
+    """An activation buffer back as (N, C, H, W) float32."""
+    return layout.to_nchw(device().download(array))
+
+
+def _stored(x: np.ndarray, storage) -> np.ndarray:
+    """x as float32 after being stored as `storage` (float16 rounds it; past 65504, to infinity)."""
+    with np.errstate(over="ignore"):
+        return x.astype(storage).astype(np.float32)
 
 
 @examples
@@ -73,9 +96,11 @@ def test_conv_matches_numpy(cg, mg, groups, size, stride, padding, batch, height
     weights /= np.float32(np.sqrt(cg * size * size))
     bias = rng.standard_normal(mg * groups).astype(np.float32)
     geo = tiling.ConvGeometry.of(layer, in_shape, out_shape, batch)
-    y = _device(np.full((batch, *out_shape), np.nan, np.float32))
-    kernels.conv(_device(x), _device(geo.pack_weights(weights)), _device(bias), y, geo, precision)
-    expected = convolve(x, layer, weights, bias, *out_shape[1:])
+    storage = layout.STORAGE[precision]
+    y = _empty((batch, *out_shape), storage)
+    packed = device().upload(geo.pack_weights(weights), storage)
+    kernels.conv(_activations(x, storage), packed, _device(bias), y, geo, precision)
+    expected = convolve(_stored(x, storage), layer, weights, bias, *out_shape[1:])
     tol = CONV_TOLERANCE[precision]
     np.testing.assert_allclose(_host(y), expected, rtol=tol, atol=tol)
 
@@ -105,10 +130,12 @@ def test_conv_variant_matches_numpy_and_the_default_bit_for_bit(variant, precisi
         results = {}
         for name in {variant, tiling.DEFAULT_VARIANT.name}:
             geo = tiling.ConvGeometry.of(layer, in_shape, out_shape, batch, tiling.CONV_VARIANTS[name])
-            y = _device(np.full((batch, *out_shape), np.nan, np.float32))
-            kernels.conv(_device(x), _device(geo.pack_weights(weights)), _device(bias), y, geo, precision)
+            storage = layout.STORAGE[precision]
+            y = _empty((batch, *out_shape), storage)
+            packed = device().upload(geo.pack_weights(weights), storage)
+            kernels.conv(_activations(x, storage), packed, _device(bias), y, geo, precision)
             results[name] = _host(y)
-        expected = convolve(x, layer, weights, bias, *out_shape[1:])
+        expected = convolve(_stored(x, storage), layer, weights, bias, *out_shape[1:])
         tol = CONV_TOLERANCE[precision]
         np.testing.assert_allclose(results[variant], expected, rtol=tol, atol=tol)
         np.testing.assert_array_equal(results[variant], results[tiling.DEFAULT_VARIANT.name])
@@ -117,16 +144,17 @@ def test_conv_variant_matches_numpy_and_the_default_bit_for_bit(variant, precisi
 @examples
 @given(size=st.integers(1, 4), stride=st.integers(1, 3), padding=st.integers(0, 4),
        shape=st.tuples(st.integers(1, 3), st.integers(1, 5), st.integers(4, 17), st.integers(4, 17)),
-       seed=st.integers(0, 2**31))
-def test_maxpool_matches_numpy(size, stride, padding, shape, seed):
+       storage=st.sampled_from(STORAGES), seed=st.integers(0, 2**31))
+def test_maxpool_matches_numpy(size, stride, padding, shape, storage, seed):
     from tdn.backends.cuda import kernels
 
     layer = Maxpool(size, stride, padding)
     _, oh, ow = layer.output_shape(shape[1:])
-    x = np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
-    y = _device(np.full((*shape[:2], oh, ow), np.nan, np.float32))
-    kernels.maxpool(_device(x), y, size, stride, layer.offset)
-    np.testing.assert_array_equal(_host(y), maxpool(x, layer, oh, ow))
+    x = _stored(np.random.default_rng(seed).standard_normal(shape).astype(np.float32), storage)
+    y = _empty((*shape[:2], oh, ow), storage)
+    kernels.maxpool(_activations(x, storage), y, size, stride, layer.offset)
+    # An empty window's -FLT_MAX is -inf in float16.
+    np.testing.assert_array_equal(_host(y), _stored(maxpool(x, layer, oh, ow), storage))
 
 
 @examples
@@ -138,9 +166,9 @@ def test_avgpool_softmax_matches_numpy(batch, groups, per_group, plane, fused, t
 
     c = groups * per_group
     x = np.random.default_rng(seed).standard_normal((batch, c, *plane)).astype(np.float32) * 4
-    pooled = _device(np.full((batch, c, 1, 1), np.nan, np.float32))
-    probs = _device(np.full((batch, c, 1, 1), np.nan, np.float32))
-    kernels.avgpool_softmax(_device(x), pooled, probs if fused else None, groups, temperature)
+    pooled = _empty((batch, c, 1, 1))
+    probs = _empty((batch, c, 1, 1))
+    kernels.avgpool_softmax(_activations(x), pooled, probs if fused else None, groups, temperature)
     expected_pooled = avgpool(x)
     np.testing.assert_allclose(_host(pooled), expected_pooled, rtol=1e-5, atol=1e-6)
     if fused:
@@ -156,25 +184,30 @@ def test_softmax_matches_numpy(batch, groups, shape, seed):
 
     total = int(np.prod(shape)) * groups
     x = np.random.default_rng(seed).standard_normal((batch, shape[0] * groups, *shape[1:])).astype(np.float32)
-    y = _device(np.full((batch, total, 1, 1), np.nan, np.float32))
-    kernels.softmax(_device(x), y, groups, 1.0)
+    y = _empty((batch, total, 1, 1))
+    kernels.softmax(_activations(x), y, groups, 1.0)
     np.testing.assert_allclose(_host(y), softmax(x, Softmax(groups, 1.0)), rtol=1e-4, atol=1e-7)
 
 
 @examples
 @given(batch=st.integers(1, 20), inputs=st.integers(1, 600), outputs=st.integers(1, 40),
-       image=st.booleans(), activation=st.sampled_from(ACTIVATIONS), seed=st.integers(0, 2**31))
-def test_connected_matches_formula(batch, inputs, outputs, image, activation, seed):
-    """Batches across several image tiles, inputs across the 256-value staging chunks."""
+       image=st.booleans(), activation=st.sampled_from(ACTIVATIONS), storage=st.sampled_from(STORAGES),
+       seed=st.integers(0, 2**31))
+def test_connected_matches_formula(batch, inputs, outputs, image, activation, storage, seed):
+    """Batches across several image tiles, inputs across the 256-value staging chunks; in float16
+    storage, the formula of the stored inputs and weights, its result rounded to float16."""
     from tdn.backends.cuda import kernels
 
     rng = np.random.default_rng(seed)
-    x = rng.standard_normal((batch, inputs, 1, 1) if image else (batch, inputs)).astype(np.float32)
-    weights = (rng.standard_normal((outputs, inputs)) / np.sqrt(inputs)).astype(np.float32)
+    x = _stored(rng.standard_normal((batch, inputs, 1, 1) if image else (batch, inputs)).astype(np.float32),
+                storage)
+    weights = _stored((rng.standard_normal((outputs, inputs)) / np.sqrt(inputs)).astype(np.float32), storage)
     bias = rng.standard_normal(outputs).astype(np.float32)
-    y = _device(np.full((batch, outputs), np.nan, np.float32))
-    kernels.connected(_device(x), _device(weights), _device(bias), y, activation)
-    np.testing.assert_allclose(_host(y), formulas.connected(x, weights, bias, activation), rtol=1e-4, atol=1e-5)
+    y = device().empty((batch, outputs), storage)
+    kernels.connected(device().upload(x, storage), device().upload(weights, storage), _device(bias), y, activation)
+    expected = _stored(formulas.connected(x, weights, bias, activation), storage)
+    tol = 1e-4 if storage == np.float32 else 2e-3
+    np.testing.assert_allclose(device().download(y).astype(np.float32), expected, rtol=tol, atol=10 * tol)
 
 
 # The benchmark's batches on a GPU; on the CPU one image and one past a whole image tile.
@@ -186,8 +219,10 @@ def test_connected_at_the_benchmark_batches(batch):
     x = rng.standard_normal((batch, 64, 4, 4)).astype(np.float32)
     weights = (rng.standard_normal((1000, 1024)) / 32).astype(np.float32)
     bias = rng.standard_normal(1000).astype(np.float32)
-    y = _device(np.full((batch, 1000, 1, 1), np.nan, np.float32))
-    kernels.connected(_device(x), _device(weights), _device(bias), y, "leaky")
+    y = _empty((batch, 1000, 1, 1))
+    # The NHWC input reads flat in HWC order: the weights permuted as the program uploads them.
+    kernels.connected(_activations(x), _device(layout.connected_weights(weights, x.shape[1:])), _device(bias), y,
+                      "leaky")
     np.testing.assert_allclose(_host(y).reshape(batch, -1), formulas.connected(x, weights, bias, "leaky"),
                                rtol=1e-4, atol=1e-5)
 
@@ -196,77 +231,81 @@ def test_connected_at_the_benchmark_batches(batch):
 @given(batch=st.integers(1, 3), channels=st.tuples(st.integers(1, 6), st.integers(1, 6)),
        size=st.integers(1, 9), factor=st.integers(1, 3), from_larger=st.booleans(),
        alpha=st.sampled_from([1.0, 0.5]), beta=st.sampled_from([1.0, -1.5]),
-       activation=st.sampled_from(ACTIVATIONS), seed=st.integers(0, 2**31))
-def test_shortcut_matches_formula(batch, channels, size, factor, from_larger, alpha, beta, activation, seed):
+       activation=st.sampled_from(ACTIVATIONS), storage=st.sampled_from(STORAGES), seed=st.integers(0, 2**31))
+def test_shortcut_matches_formula(batch, channels, size, factor, from_larger, alpha, beta, activation, storage,
+                                  seed):
     from tdn.backends.cuda import kernels
 
     rng = np.random.default_rng(seed)
     small, large = (size, size), (size * factor, size * factor)
     x_hw, from_hw = (small, large) if from_larger else (large, small)
-    x = rng.standard_normal((batch, channels[0], *x_hw)).astype(np.float32)
-    source = rng.standard_normal((batch, channels[1], *from_hw)).astype(np.float32)
-    y = _device(np.full(x.shape, np.nan, np.float32))
-    kernels.shortcut(_device(x), _device(source), y, alpha, beta, activation)
-    np.testing.assert_allclose(_host(y), formulas.shortcut(x, source, alpha, beta, activation),
-                               rtol=1e-5, atol=1e-6)
+    x = _stored(rng.standard_normal((batch, channels[0], *x_hw)).astype(np.float32), storage)
+    source = _stored(rng.standard_normal((batch, channels[1], *from_hw)).astype(np.float32), storage)
+    y = _empty(x.shape, storage)
+    kernels.shortcut(_activations(x, storage), _activations(source, storage), y, alpha, beta, activation)
+    expected = _stored(formulas.shortcut(x, source, alpha, beta, activation), storage)
+    np.testing.assert_allclose(_host(y), expected, rtol=1e-5 if storage == np.float32 else 1e-3, atol=1e-6)
 
 
 @examples
 @given(batch=st.integers(1, 3), channels=st.lists(st.integers(1, 5), min_size=1, max_size=4),
-       groups=st.integers(1, 3), plane=st.tuples(st.integers(1, 9), st.integers(1, 9)), data=st.data())
-def test_route_matches_formula(batch, channels, groups, plane, data):
+       groups=st.integers(1, 3), plane=st.tuples(st.integers(1, 9), st.integers(1, 9)),
+       storage=st.sampled_from(STORAGES), data=st.data())
+def test_route_matches_formula(batch, channels, groups, plane, storage, data):
     from tdn.backends.cuda import kernels
 
     group_id = data.draw(st.integers(0, groups - 1))
     rng = np.random.default_rng(0)
-    inputs = [rng.standard_normal((batch, c * groups, *plane)).astype(np.float32) for c in channels]
-    y = _device(np.full((batch, sum(channels), *plane), np.nan, np.float32))
+    inputs = [_stored(rng.standard_normal((batch, c * groups, *plane)).astype(np.float32), storage)
+              for c in channels]
+    y = _empty((batch, sum(channels), *plane), storage)
     stream = device().stream()
     with stream:  # the copies go to the current stream
-        kernels.route([_device(a) for a in inputs], y, groups, group_id)
+        kernels.route([_activations(a, storage) for a in inputs], y, groups, group_id)
         stream.synchronize()
     np.testing.assert_array_equal(_host(y), formulas.route(inputs, groups, group_id))
 
 
 @examples
 @given(shape=st.tuples(st.integers(1, 3), st.integers(1, 4), st.integers(1, 12), st.integers(1, 12)),
-       stride=st.integers(1, 4), scale=st.sampled_from([1.0, 0.5, -2.0]), seed=st.integers(0, 2**31))
-def test_upsample_matches_formula(shape, stride, scale, seed):
+       stride=st.integers(1, 4), scale=st.sampled_from([1.0, 0.5, -2.0]), storage=st.sampled_from(STORAGES),
+       seed=st.integers(0, 2**31))
+def test_upsample_matches_formula(shape, stride, scale, storage, seed):
     from tdn.backends.cuda import kernels
 
     n, c, h, w = shape
-    x = np.random.default_rng(seed).standard_normal((n, c, h, w)).astype(np.float32)
-    y = _device(np.full((n, c, h * stride, w * stride), np.nan, np.float32))
-    kernels.upsample(_device(x), y, stride, scale)
-    np.testing.assert_allclose(_host(y), formulas.upsample(x, stride, scale), rtol=1e-6, atol=1e-6)
+    x = _stored(np.random.default_rng(seed).standard_normal((n, c, h, w)).astype(np.float32), storage)
+    y = _empty((n, c, h * stride, w * stride), storage)
+    kernels.upsample(_activations(x, storage), y, stride, scale)
+    np.testing.assert_array_equal(_host(y), _stored(formulas.upsample(x, stride, scale), storage))
 
 
 @examples
 @given(shape=st.tuples(st.integers(1, 3), st.integers(1, 40), st.integers(1, 9), st.integers(1, 9)),
-       seed=st.integers(0, 2**31))
-def test_batchnorm_matches_formula(shape, seed):
+       storage=st.sampled_from(STORAGES), seed=st.integers(0, 2**31))
+def test_batchnorm_matches_formula(shape, storage, seed):
     from tdn.backends.cuda import kernels
 
     rng = np.random.default_rng(seed)
-    x = rng.standard_normal(shape).astype(np.float32)
+    x = _stored(rng.standard_normal(shape).astype(np.float32), storage)
     scale, shift = (rng.standard_normal(shape[1]).astype(np.float32) for _ in range(2))
-    y = _device(np.full(shape, np.nan, np.float32))
-    kernels.batchnorm(_device(x), _device(scale), _device(shift), y)
-    np.testing.assert_array_equal(_host(y), formulas.batchnorm(x, scale, shift))
+    y = _empty(shape, storage)
+    kernels.batchnorm(_activations(x, storage), _device(scale), _device(shift), y)
+    np.testing.assert_array_equal(_host(y), _stored(formulas.batchnorm(x, scale, shift), storage))
 
 
 @examples
 @given(shape=st.tuples(st.integers(1, 3), st.integers(1, 4), st.integers(1, 20), st.integers(1, 20)),
-       data=st.data(), noadjust=st.booleans(), seed=st.integers(0, 2**31))
-def test_crop_matches_formula(shape, data, noadjust, seed):
+       data=st.data(), noadjust=st.booleans(), storage=st.sampled_from(STORAGES), seed=st.integers(0, 2**31))
+def test_crop_matches_formula(shape, data, noadjust, storage, seed):
     from tdn.backends.cuda import kernels
 
     out_h, out_w = data.draw(st.integers(1, shape[2])), data.draw(st.integers(1, shape[3]))
-    x = np.random.default_rng(seed).random(shape).astype(np.float32)
-    y = _device(np.full((*shape[:2], out_h, out_w), np.nan, np.float32))
+    x = _stored(np.random.default_rng(seed).random(shape).astype(np.float32), storage)
+    y = _empty((*shape[:2], out_h, out_w), storage)
     layer = Crop(crop_height=out_h, crop_width=out_w, noadjust=noadjust)
-    kernels.crop(_device(x), y, layer.scale, layer.shift)
-    np.testing.assert_array_equal(_host(y), formulas.crop(x, out_h, out_w, noadjust))
+    kernels.crop(_activations(x, storage), y, layer.scale, layer.shift)
+    np.testing.assert_array_equal(_host(y), _stored(formulas.crop(x, out_h, out_w, noadjust), storage))
 
 
 CASES = [("tiny", mode, "tiny-random.weights") for mode in ("letterbox", "resize_min", "stretch")] + \
@@ -386,3 +425,160 @@ def test_zoo_networks_match_numpy_layer_by_layer(shared, name):
     for node, mine, expected in zip(graph.nodes, ours, theirs):
         scale = float(np.abs(expected).max()) or 1.0
         assert np.abs(mine - expected).max() <= 1e-4 * scale, f"{name} layer {node.index} [{node.kind}]"
+
+
+# Every layer kind the plan has a kernel for, each fed what exercises its NHWC indexing: a crop,
+# a standalone batchnorm, a shortcut between different shapes (Darknet's sampling), a route of
+# channel groups, an upsample, a softmax in groups over a multi-pixel map (Darknet's CHW order),
+# a connected layer after a map with H, W > 1 (its weights permuted at upload), a fused
+# avgpool+softmax.
+EVERY_KIND = """
+[net]
+width=12
+height=12
+channels=3
+[crop]
+crop_width=10
+crop_height=10
+[convolutional]
+filters=12
+size=3
+pad=1
+batch_normalize=1
+activation=leaky
+[batchnorm]
+[maxpool]
+size=2
+stride=2
+[convolutional]
+filters=6
+size=3
+pad=1
+activation=linear
+[shortcut]
+from=-3
+activation=leaky
+[route]
+layers=-1,-3
+groups=2
+group_id=1
+[upsample]
+stride=2
+[convolutional]
+filters=8
+size=1
+stride=2
+activation=relu
+[softmax]
+groups=4
+[route]
+layers=-2
+[connected]
+output=20
+activation=leaky
+[route]
+layers=-4
+[avgpool]
+[softmax]
+groups=2
+"""
+# Max |cuda - numpy| over each layer, relative to the layer's largest |value|, per precision: the
+# fp16 network stores every activation in float16 (a relative rounding of 2^-11 per layer).
+LAYER_TOLERANCE = {"fp32": 1e-5, "tf32": 1e-2, "fp16": 1e-2}
+
+
+@pytest.mark.usefixtures("one_schedule")
+@pytest.mark.parametrize("precision", sorted(LAYER_TOLERANCE))
+def test_every_layer_kind_matches_numpy_layer_by_layer(precision):
+    graph = graph_from_text(EVERY_KIND, "every-kind.cfg")
+    assert {node.kind for node in graph.nodes} >= {"crop", "batchnorm", "shortcut", "route", "upsample",
+                                                   "softmax", "connected", "avgpool", "maxpool"}
+    assert graph.nodes[5].in_shape != graph.nodes[2].out_shape  # the shortcut samples between shapes
+    params = random_params(graph)
+    x = np.random.default_rng(0).random((2, *graph.input_shape), np.float32)
+    ours = Network(graph, params, registry().get("cuda"), precision=precision).predict_layers(x)
+    theirs = Network(graph, params, registry().get("numpy")).predict_layers(x)
+    for node, mine, expected in zip(graph.nodes, ours, theirs, strict=True):
+        assert mine.shape == expected.shape and mine.dtype == np.float32, f"layer {node.index} [{node.kind}]"
+        scale = float(np.abs(expected).max()) or 1.0
+        error = float(np.abs(mine - expected).max())
+        assert error <= LAYER_TOLERANCE[precision] * scale, f"layer {node.index} [{node.kind}]: {error / scale}"
+
+
+@pytest.mark.usefixtures("one_schedule")
+def test_program_buffers_are_nhwc_of_the_precisions_storage_type():
+    graph = graph_from_text(EVERY_KIND, "every-kind.cfg")
+    params = random_params(graph)
+    nbytes = {}
+    for precision, storage in layout.STORAGE.items():
+        program = Network(graph, params, registry().get("cuda"), precision=precision).program(2, 12, 12)
+        assert [b.dtype for b in program.buffers] == [np.dtype(storage)] * len(program.buffers)
+        assert [tuple(b.shape) for b in program.buffers] == list(program.plan.buffer_shapes)
+        nbytes[precision] = [b.nbytes for b in program.buffers]
+        # Weights are stored as the activations (fp16 operands in fp16); scales and biases float32.
+        for index, (weights, vector) in program.weights.items():
+            kind = graph.nodes[index].kind
+            assert weights.dtype == (np.float32 if kind == "batchnorm" else storage), kind
+            assert vector.dtype == np.float32, kind
+        assert nbytes[precision] == list(program.plan.buffer_bytes)
+    assert nbytes["tf32"] == nbytes["fp32"]
+    assert [2 * n for n in nbytes["fp16"]] == nbytes["fp32"]
+
+
+@pytest.mark.usefixtures("one_schedule")
+@pytest.mark.parametrize("precision", sorted(LAYER_TOLERANCE))
+def test_pixels_give_the_float_inputs_output_bit_for_bit(precision):
+    """run_pixels (uint8 up, normalised on the device) against run on to_float's input, with
+    every byte value among the pixels."""
+    from tdn.image import pixels_to_input
+
+    graph = graph_from_text(EVERY_KIND, "every-kind.cfg")
+    net = Network(graph, random_params(graph), registry().get("cuda"), precision=precision)
+    pixels = np.random.default_rng(1).permutation(np.arange(2 * 12 * 12 * 3) % 256).astype(np.uint8)
+    pixels = pixels.reshape(2, 12, 12, 3)
+    program = net.program(2, 12, 12)
+    np.testing.assert_array_equal(program.run_pixels(pixels), program.run(pixels_to_input(pixels)))
+    # The pixel graph replays with new bytes (its host buffer is copied in on each run).
+    np.testing.assert_array_equal(program.run_pixels(pixels[::-1].copy()),
+                                  program.run(pixels_to_input(pixels[::-1].copy())))
+    np.testing.assert_array_equal(net.predict_pixels(pixels[0]), net.predict(pixels_to_input(pixels[:1])[0]))
+
+
+@pytest.mark.usefixtures("one_schedule")
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_a_map_output_comes_back_nchw(precision):
+    """run converts a multi-cell NHWC output to float32 NCHW on the device (a classifier's output,
+    one cell per image, is copied as it is in fp32)."""
+    graph = graph_from_text("[net]\nwidth=6\nheight=5\nchannels=3\n[convolutional]\nfilters=4\nsize=3\npad=1\n"
+                            "activation=linear\n", "map.cfg")
+    params = random_params(graph)
+    x = np.random.default_rng(2).random((2, *graph.input_shape), np.float32)
+    ours = Network(graph, params, registry().get("cuda"), precision=precision).predict(x)
+    theirs = Network(graph, params, registry().get("numpy")).predict(x)
+    assert ours.shape == theirs.shape == (2, 4 * 5 * 6)
+    np.testing.assert_allclose(ours, theirs, rtol=LAYER_TOLERANCE[precision], atol=LAYER_TOLERANCE[precision])
+
+
+def test_float16_storage_round_trips_every_half_exactly():
+    """Every float16 bit pattern (subnormals, infinities, NaNs included), as float32, through the
+    device's fp16 buffers and back (convert.cu: float_to_half, then half_to_float) comes back as
+    NumPy converts it, bit for bit (a NaN as a NaN: the conversion's is the canonical one); and
+    float32 values between halves round to nearest even."""
+    from tdn.backends.cuda import kernels
+
+    halves = np.arange(2**16, dtype=np.uint32).astype(np.uint16).view(np.float16)
+    x = halves.astype(np.float32).reshape(2, 8, 64, 64)
+    stored, back = device().empty((2, 64, 64, 8), np.float16), device().empty(x.shape)
+    kernels.to_nhwc(_device(x), stored)
+    kernels.to_nchw(stored, back)
+    result = device().download(back)
+    nan = np.isnan(x)
+    assert np.isnan(result[nan]).all() and nan.sum() == 2 * (2**10 - 1)
+    np.testing.assert_array_equal(result[~nan].view(np.uint32), x[~nan].view(np.uint32))
+    # Midpoints between neighbouring positive finite halves: ties go to the even neighbour.
+    finite = halves[np.isfinite(halves) & (halves > 0)].astype(np.float64)
+    between = ((finite[:-1] + finite[1:]) / 2).astype(np.float32)
+    between = np.resize(between, 2 * 8 * 64 * 64).reshape(x.shape)
+    kernels.to_nhwc(_device(between), stored)
+    kernels.to_nchw(stored, back)
+    np.testing.assert_array_equal(device().download(back), between.astype(np.float16).astype(np.float32))

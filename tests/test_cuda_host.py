@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from tdn.backends.cuda import kernels, tiling
+from tdn.backends.cuda import kernels, layout, tiling
 from tdn.backends.cuda.arguments import (
     AvgpoolArgs,
     ConnectedArgs,
@@ -118,6 +118,9 @@ def test_packed_weights_times_im2col_is_the_convolution(channels_per_group, filt
     assert packed.shape == (groups, geo.k_pad, geo.m_pad) and geo.k_pad % geo.variant.tile_k == 0
     assert not packed[:, geo.k_group:].any() and not packed[:, :, geo.m_group:].any()
     columns = im2col(x, layer, geo.out_h, geo.out_w)  # (n, g, K, P), K in (c, ky, kx) order
+    # conv.cu's k runs over (ky, kx, c), the channel fastest, as it gathers from NHWC.
+    columns = columns.reshape(2, groups, channels_per_group, size, size, -1).transpose(0, 1, 3, 4, 2, 5)
+    columns = columns.reshape(2, groups, geo.k_group, -1)
     out = np.einsum("gkm,ngkp->ngmp", packed[:, :geo.k_group, :geo.m_group], columns)
     expected = np.stack([
         sum(np.einsum("oij,nij->no", weights[f:f + 1, ci],
@@ -166,8 +169,8 @@ def test_plan_fuses_avgpool_with_softmax_and_aliases_identity_layers():
     graph = graph_from_text(CFG)
     plan = build_plan(graph, batch=4)
     assert [step.op for step in plan.steps] == ["conv", "maxpool", "conv", "avgpool_softmax"]
-    assert plan.buffer_shapes == ((4, 3, 16, 16), (4, 8, 16, 16), (4, 8, 8, 8), (4, 10, 8, 8),
-                                  (4, 10, 1, 1), (4, 10, 1, 1))
+    assert plan.buffer_shapes == ((4, 16, 16, 3), (4, 16, 16, 8), (4, 8, 8, 8), (4, 8, 8, 10),
+                                  (4, 1, 1, 10), (4, 1, 1, 10))
     # dropout and cost hold their input's buffer; avgpool and softmax their own.
     assert plan.layer_buffers == (1, 2, 2, 3, 4, 5, 5)
     fused = plan.steps[-1]
@@ -178,11 +181,34 @@ def test_plan_fuses_avgpool_with_softmax_and_aliases_identity_layers():
     assert plan.output_buffer == 5
 
 
+@pytest.mark.parametrize("precision, itemsize", [("fp32", 4), ("tf32", 4), ("fp16", 2)])
+def test_plan_buffers_are_nhwc_of_the_precisions_storage_type(precision, itemsize):
+    """fp16 networks store activations in float16: every buffer half the bytes of fp32's."""
+    plan = build_plan(graph_from_text(CFG), batch=4, precision=precision)
+    assert plan.storage == np.dtype(layout.STORAGE[precision]) and plan.storage.itemsize == itemsize
+    assert plan.buffer_bytes[:2] == (4 * 16 * 16 * 3 * itemsize, 4 * 16 * 16 * 8 * itemsize)
+    assert sum(plan.buffer_bytes) == itemsize * sum(int(np.prod(shape)) for shape in plan.buffer_shapes)
+
+
+def test_connected_weights_follow_the_nhwc_input():
+    """Permuted at upload, the weights times the NHWC input flat are Darknet's weights times the
+    CHW input flat."""
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((2, 3, 4, 5)).astype(np.float32)
+    weights = rng.standard_normal((7, 60)).astype(np.float32)
+    permuted = layout.connected_weights(weights, (3, 4, 5))
+    np.testing.assert_allclose(layout.to_nhwc(x).reshape(2, -1) @ permuted.T, x.reshape(2, -1) @ weights.T,
+                               rtol=1e-5, atol=1e-5)
+    assert not np.array_equal(permuted, weights)
+    with pytest.raises(ValueError, match=r"expected \(7, 61\)"):
+        layout.connected_weights(weights, (61, 1, 1))
+
+
 def test_plan_uses_plain_softmax_without_avgpool():
     graph = graph_from_text(CFG.replace("[avgpool]\n", ""))
     plan = build_plan(graph, batch=1)
     assert [step.op for step in plan.steps][-1] == "softmax"
-    assert plan.buffer_shapes[-1] == (1, 640, 1, 1)
+    assert plan.buffer_shapes[-1] == (1, 1, 1, 640)
 
 
 def test_plan_keeps_avgpool_alone_when_not_followed_by_softmax():
@@ -236,18 +262,20 @@ def _geo():
     return tiling.ConvGeometry(2, 4, 8, 8, 6, 8, 8, 3, 1, 1, 1, "leaky")
 
 
-def _conv_arrays(geo):
-    return (np.zeros((2, 4, 8, 8), np.float32), np.zeros((1, geo.k_pad, geo.m_pad), np.float32),
-            np.zeros(6, np.float32), np.zeros((2, 6, 8, 8), np.float32))
+def _conv_arrays(geo, storage=np.float32):
+    """NHWC input and output and the packed weights of the precision's storage type; bias float32."""
+    return (np.zeros((2, 8, 8, 4), storage), np.zeros((1, geo.k_pad, geo.m_pad), storage),
+            np.zeros(6, np.float32), np.zeros((2, 8, 8, 6), storage))
 
 
 @pytest.mark.parametrize("position, bad, message", [
-    (0, np.zeros((2, 4, 8, 8), np.float64), "conv input: expected float32"),
-    (0, np.zeros((2, 4, 8, 9), np.float32), r"conv input: expected shape \(2, 4, 8, 8\)"),
-    (0, np.zeros((2, 4, 8, 16), np.float32)[..., ::2], "conv input: expected a C-contiguous"),
+    (0, np.zeros((2, 8, 8, 4), np.float64), "conv input: expected float32"),
+    (0, np.zeros((2, 8, 8, 4), np.float16), "conv input: expected float32"),
+    (0, np.zeros((2, 4, 8, 8), np.float32), r"conv input: expected shape \(2, 8, 8, 4\)"),
+    (0, np.zeros((2, 8, 8, 8), np.float32)[..., ::2], "conv input: expected a C-contiguous"),
     (1, np.zeros((1, 27, 64), np.float32), r"conv weights: expected shape \(1, 48, 64\)"),
     (2, np.zeros(7, np.float32), r"conv bias: expected shape \(6,\)"),
-    (3, np.zeros((2, 6, 8, 8), np.float16), "conv output: expected float32"),
+    (3, np.zeros((2, 8, 8, 6), np.float16), "conv output: expected float32"),
 ])
 def test_conv_wrapper_checks_arguments_before_launching(position, bad, message):
     geo = _geo()
@@ -279,7 +307,7 @@ def launches(monkeypatch):
 @pytest.mark.parametrize("precision, entry", [("fp32", "conv_f32"), ("tf32", "conv_tf32"), ("fp16", "conv_f16")])
 def test_each_precision_launches_its_conv_entry(launches, precision, entry):
     geo = _geo()
-    kernels.conv(*_conv_arrays(geo), geo, precision)
+    kernels.conv(*_conv_arrays(geo, layout.STORAGE[precision]), geo, precision)
     [(file, name, grid, block, args)] = launches
     assert (file, name, grid, block) == ("conv.cu", entry, geo.grid, (geo.variant.threads,))
     assert [int(v) for v in args[4:]] == list(geo.scalars())
@@ -291,19 +319,25 @@ def test_backend_precisions_are_the_conv_entries_fp32_first():
 
 
 def test_pooling_and_softmax_wrappers_check_arguments():
-    x = np.zeros((2, 10, 4, 4), np.float32)
-    with pytest.raises(ValueError, match=r"maxpool output: expected shape \(2, 10, 2, 2\)"):
-        kernels.maxpool(x, np.zeros((2, 9, 2, 2), np.float32), 2, 2, 0)
-    with pytest.raises(ValueError, match=r"avgpool output: expected shape \(2, 10, 1, 1\)"):
+    x = np.zeros((2, 4, 4, 10), np.float32)  # NHWC
+    with pytest.raises(ValueError, match=r"maxpool output: expected shape \(2, 2, 2, 10\)"):
+        kernels.maxpool(x, np.zeros((2, 2, 2, 9), np.float32), 2, 2, 0)
+    with pytest.raises(ValueError, match="maxpool output: expected float32, got float16"):
+        kernels.maxpool(x, np.zeros((2, 2, 2, 10), np.float16), 2, 2, 0)
+    with pytest.raises(ValueError, match=r"avgpool output: expected \(N, H, W, C\)|avgpool output: expected shape"):
         kernels.avgpool_softmax(x, np.zeros((2, 10), np.float32), None)
     with pytest.raises(ValueError, match="3 groups do not divide 10"):
-        kernels.avgpool_softmax(x, np.zeros((2, 10, 1, 1), np.float32),
-                                np.zeros((2, 10, 1, 1), np.float32), groups=3)
+        kernels.avgpool_softmax(x, np.zeros((2, 1, 1, 10), np.float32),
+                                np.zeros((2, 1, 1, 10), np.float32), groups=3)
     with pytest.raises(ValueError, match="temperature must be positive"):
-        kernels.softmax(x, np.zeros((2, 160, 1, 1), np.float32), 1, 0.0)
+        kernels.softmax(x, np.zeros((2, 1, 1, 160), np.float32), 1, 0.0)
+    with pytest.raises(ValueError, match=r"softmax output: expected shape \(2, 1, 1, 160\)"):
+        kernels.softmax(x, np.zeros((2, 160, 1, 1), np.float32), 1, 1.0)
     with pytest.raises(ValueError, match="softmax input: expected a C-contiguous"):
-        kernels.softmax(np.zeros((2, 10, 4, 8), np.float32)[..., ::2],
-                        np.zeros((2, 160, 1, 1), np.float32), 1, 1.0)
+        kernels.softmax(np.zeros((2, 4, 8, 10), np.float32)[:, :, ::2],
+                        np.zeros((2, 1, 1, 160), np.float32), 1, 1.0)
+    with pytest.raises(ValueError, match="activations are stored as float32, float16, not float64"):
+        kernels.maxpool(x.astype(np.float64), np.zeros((2, 2, 2, 10)), 2, 2, 0)
 
 
 def test_kernel_sources_inline_their_headers_once():
@@ -409,7 +443,7 @@ def _connected_arrays():
 def test_connected_launch_reads_images_flat(launches):
     kernels.connected(*_connected_arrays(), "leaky")
     [(file, entry, grid, block, args)] = launches
-    assert (file, entry, grid, block) == ("connected.cu", "connected", (1, 2), (256,))
+    assert (file, entry, grid, block) == ("connected.cu", "connected_f32", (1, 2), (256,))
     assert [int(v) for v in args[4:]] == [3, 16, 10, ACTIVATIONS.index("leaky")]
     kernels.connected(np.zeros((3, 16), np.float32), *_connected_arrays()[1:3], np.zeros((3, 10), np.float32),
                       "linear")
@@ -460,7 +494,7 @@ def test_shortcut_geometry(out_shape, from_shape, expected):
 
 def test_shortcut_geometry_refuses_different_factors_in_height_and_width():
     with pytest.raises(ValueError, match="the width and height ratios differ"):
-        kernels.shortcut(*(np.zeros(shape, np.float32) for shape in ((1, 8, 6, 12), (1, 8, 12, 12), (1, 8, 6, 12))))
+        kernels.shortcut(*(np.zeros(shape, np.float32) for shape in ((1, 6, 12, 8), (1, 12, 12, 8), (1, 6, 12, 8))))
 
 
 def _darknet_shortcut(x, source, alpha, beta):
@@ -491,19 +525,21 @@ def test_shortcut_formula_matches_darknets_loops(shapes, alpha, beta, seed):
 
 
 def test_shortcut_launch_and_checks(launches):
-    x, source, y = (np.zeros((2, 4, 12, 12), np.float32), np.zeros((2, 8, 6, 6), np.float32),
-                    np.zeros((2, 4, 12, 12), np.float32))
+    x, source, y = (np.zeros((2, 12, 12, 4), np.float32), np.zeros((2, 6, 6, 8), np.float32),
+                    np.zeros((2, 12, 12, 4), np.float32))
     kernels.shortcut(x, source, y, 0.5, 2.0, "relu")
     [(file, entry, grid, block, args)] = launches
-    assert (file, entry, grid, block) == ("shortcut.cu", "shortcut", (5,), (256,))
+    assert (file, entry, grid, block) == ("shortcut.cu", "shortcut_f32", (5,), (256,))
     assert [int(v) for v in args[3:15]] == [2, 4, 12, 12, 8, 6, 6, 1, 2, 4, 6, 6]
     assert (args[15], args[16], int(args[17])) == (np.float32(0.5), np.float32(2.0), ACTIVATIONS.index("relu"))
-    with pytest.raises(ValueError, match=r"shortcut from: expected \(N, C, H, W\), got shape \(2, 8, 6\)"):
+    with pytest.raises(ValueError, match=r"shortcut from: expected \(N, H, W, C\), got shape \(2, 8, 6\)"):
         kernels.shortcut(x, np.zeros((2, 8, 6), np.float32), y)
-    with pytest.raises(ValueError, match=r"shortcut from: expected shape \(2, 8, 6, 6\)"):
-        kernels.shortcut(x, np.zeros((3, 8, 6, 6), np.float32), y)
-    with pytest.raises(ValueError, match=r"shortcut output: expected shape \(2, 4, 12, 12\)"):
-        kernels.shortcut(x, source, np.zeros((2, 8, 6, 6), np.float32))
+    with pytest.raises(ValueError, match=r"shortcut from: expected shape \(2, 6, 6, 8\)"):
+        kernels.shortcut(x, np.zeros((3, 6, 6, 8), np.float32), y)
+    with pytest.raises(ValueError, match="shortcut from: expected float32, got float16"):
+        kernels.shortcut(x, source.astype(np.float16), y)
+    with pytest.raises(ValueError, match=r"shortcut output: expected shape \(2, 12, 12, 4\)"):
+        kernels.shortcut(x, source, np.zeros((2, 6, 6, 8), np.float32))
     assert len(launches) == 1
 
 
@@ -527,10 +563,11 @@ def test_route_copies_concatenate_channel_slices(channels, groups, data, batch):
     group_id = data.draw(st.integers(0, groups - 1))
     rng = np.random.default_rng(0)
     inputs = [rng.standard_normal((batch, c * groups, 3, 2)).astype(np.float32) for c in channels]
-    out_shape = (batch, sum(channels), 3, 2)
-    out = _apply_copies(inputs, out_shape, kernels.route_copies([a.shape for a in inputs], out_shape,
+    stored = [layout.to_nhwc(a) for a in inputs]
+    out_shape = (batch, 3, 2, sum(channels))
+    out = _apply_copies(stored, out_shape, kernels.route_copies([a.shape for a in stored], out_shape,
                                                                 groups, group_id))
-    np.testing.assert_array_equal(out, formulas.route(inputs, groups, group_id))
+    np.testing.assert_array_equal(layout.to_nchw(out), formulas.route(inputs, groups, group_id))
 
 
 def _darknet_route(inputs, groups, group_id):
@@ -557,10 +594,10 @@ def test_route_formula_matches_darknets_copies():
 
 
 @pytest.mark.parametrize("shapes, out_shape, groups, group_id, message", [
-    ([(1, 4, 3, 3), (1, 2, 3, 4)], (1, 6, 3, 3), 1, 0, r"input 1 has shape \(1, 2, 3, 4\)"),
-    ([(1, 4, 3, 3), (1, 3, 3, 3)], (1, 3, 3, 3), 2, 0, "2 groups do not divide input 1's 3 channels"),
-    ([(1, 4, 3, 3)], (1, 4, 3, 3), 2, 2, "group_id 2 is not in 0..1"),
-    ([(1, 4, 3, 3)], (1, 3, 3, 3), 1, 0, "the inputs give 4 channels, the output has 3"),
+    ([(1, 3, 3, 4), (1, 3, 4, 2)], (1, 3, 3, 6), 1, 0, r"input 1 has shape \(1, 3, 4, 2\)"),
+    ([(1, 3, 3, 4), (1, 3, 3, 3)], (1, 3, 3, 3), 2, 0, "2 groups do not divide input 1's 3 channels"),
+    ([(1, 3, 3, 4)], (1, 3, 3, 4), 2, 2, "group_id 2 is not in 0..1"),
+    ([(1, 3, 3, 4)], (1, 3, 3, 3), 1, 0, "the inputs give 4 channels, the output has 3"),
 ])
 def test_route_copies_refuse_mismatches(shapes, out_shape, groups, group_id, message):
     with pytest.raises(ValueError, match=message):
@@ -593,24 +630,24 @@ def test_upsample_formula_matches_darknets_loops(shape, stride, scale):
 
 
 def test_upsample_launch_and_checks(launches):
-    x = np.zeros((2, 3, 5, 4), np.float32)
-    kernels.upsample(x, np.zeros((2, 3, 10, 8), np.float32), 2, 0.5)
-    kernels.upsample(x, np.zeros((2, 3, 15, 12), np.float32), 3)
-    assert [[int(v) for v in call[4][2:8]] for call in launches] == [[6, 5, 4, 10, 8, 2], [6, 5, 4, 15, 12, 3]]
-    assert [call[4][8] for call in launches] == [np.float32(0.5), np.float32(1.0)]
-    with pytest.raises(ValueError, match=r"upsample output: expected shape \(2, 3, 15, 12\)"):
-        kernels.upsample(x, np.zeros((2, 3, 10, 8), np.float32), 3)
+    x = np.zeros((2, 5, 4, 3), np.float32)
+    kernels.upsample(x, np.zeros((2, 10, 8, 3), np.float32), 2, 0.5)
+    kernels.upsample(x, np.zeros((2, 15, 12, 3), np.float32), 3)
+    assert [[int(v) for v in call[4][2:7]] for call in launches] == [[2, 3, 5, 4, 2], [2, 3, 5, 4, 3]]
+    assert [call[4][7] for call in launches] == [np.float32(0.5), np.float32(1.0)]
+    with pytest.raises(ValueError, match=r"upsample output: expected shape \(2, 15, 12, 3\)"):
+        kernels.upsample(x, np.zeros((2, 10, 8, 3), np.float32), 3)
     with pytest.raises(ValueError, match="stride must be positive"):
-        kernels.upsample(x, np.zeros((2, 3, 5, 4), np.float32), 0)
+        kernels.upsample(x, np.zeros((2, 5, 4, 3), np.float32), 0)
 
 
 # batchnorm and crop
 
 def test_batchnorm_launch_and_checks(launches):
-    x, y = np.zeros((2, 3, 4, 5), np.float32), np.zeros((2, 3, 4, 5), np.float32)
+    x, y = np.zeros((2, 4, 5, 3), np.float32), np.zeros((2, 4, 5, 3), np.float32)
     kernels.batchnorm(x, np.ones(3, np.float32), np.zeros(3, np.float32), y)
     [(file, entry, grid, block, args)] = launches
-    assert (file, entry, [int(v) for v in args[4:]]) == ("batchnorm.cu", "batchnorm", [2, 3, 20])
+    assert (file, entry, [int(v) for v in args[4:]]) == ("batchnorm.cu", "batchnorm_f32", [40, 3])
     with pytest.raises(ValueError, match=r"batchnorm scale: expected shape \(3,\)"):
         kernels.batchnorm(x, np.ones(4, np.float32), np.zeros(3, np.float32), y)
     with pytest.raises(ValueError, match="batchnorm shift: expected float32"):
@@ -635,16 +672,16 @@ def test_crop_formula_matches_darknets_loops(noadjust):
 
 
 def test_crop_launch_and_checks(launches):
-    x = np.zeros((2, 3, 7, 6), np.float32)
+    x = np.zeros((2, 7, 6, 3), np.float32)
     for noadjust in (False, True):
         layer = Crop(crop_height=4, crop_width=3, noadjust=noadjust)
-        kernels.crop(x, np.zeros((2, 3, 4, 3), np.float32), layer.scale, layer.shift)
-    assert [[int(v) for v in call[4][2:7]] for call in launches] == [[6, 7, 6, 4, 3]] * 2
-    assert [tuple(call[4][7:]) for call in launches] == [(2.0, -1.0), (1.0, 0.0)]
+        kernels.crop(x, np.zeros((2, 4, 3, 3), np.float32), layer.scale, layer.shift)
+    assert [[int(v) for v in call[4][2:8]] for call in launches] == [[2, 3, 7, 6, 4, 3]] * 2
+    assert [tuple(call[4][8:]) for call in launches] == [(2.0, -1.0), (1.0, 0.0)]
     with pytest.raises(ValueError, match="a 8x3 window does not fit in a 7x6 input"):
-        kernels.crop(x, np.zeros((2, 3, 8, 3), np.float32), 2.0, -1.0)
-    with pytest.raises(ValueError, match=r"crop output: expected shape \(2, 3, 4, 3\)"):
-        kernels.crop(x, np.zeros((2, 4, 4, 3), np.float32), 2.0, -1.0)
+        kernels.crop(x, np.zeros((2, 8, 3, 3), np.float32), 2.0, -1.0)
+    with pytest.raises(ValueError, match=r"crop output: expected shape \(2, 4, 3, 3\)"):
+        kernels.crop(x, np.zeros((2, 4, 3, 4), np.float32), 2.0, -1.0)
 
 
 def test_every_step_op_has_a_launcher():
@@ -668,5 +705,5 @@ def test_every_zoo_network_plans_with_each_layer_reading_the_right_buffers(share
         previous = plan.layer_buffers[node.index - 1] if node.index else 0
         assert step.inputs == (previous, *(plan.layer_buffers[s] for s in node.sources))
         for target, computed in zip(step.targets, step.nodes):
-            assert plan.buffer_shapes[target] == (2, *computed.out_shape)
-    assert plan.buffer_shapes[plan.output_buffer] == (2, *graph.output_shape)
+            assert plan.buffer_shapes[target] == layout.nhwc(2, computed.out_shape)
+    assert plan.buffer_shapes[plan.output_buffer] == layout.nhwc(2, graph.output_shape)

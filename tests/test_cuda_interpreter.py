@@ -28,7 +28,8 @@ CONV_F32 = dict(cg=3, mg=5, groups=2, size=3, stride=1, padding=1, batch=2, heig
                 precision="fp32", seed=1)
 CONV_TF32 = {**CONV_F32, "precision": "tf32"}
 SOFTMAX = dict(batch=2, groups=1, shape=(30, 5, 6), seed=3)  # 900 values: every thread of the block works
-CONNECTED = dict(batch=3, inputs=300, outputs=9, image=False, activation="linear", seed=2)
+MAXPOOL_F16 = dict(size=2, stride=2, padding=0, shape=(1, 3, 6, 6), storage=np.float16, seed=4)
+CONNECTED = dict(batch=3, inputs=300, outputs=9, image=False, activation="linear", storage=np.float32, seed=2)
 
 
 def _conv(example):
@@ -37,6 +38,10 @@ def _conv(example):
 
 def _softmax(example):
     gpu.test_softmax_matches_numpy.hypothesis.inner_test(**example)
+
+
+def _maxpool(example):
+    gpu.test_maxpool_matches_numpy.hypothesis.inner_test(**example)
 
 
 def _connected(example):
@@ -63,8 +68,18 @@ BREAKAGES = [
      lambda s: s.replace("if (i < n) staged[b][i]", "if (i <= n) staged[b][i]"),
      _connected, CONNECTED, "out-of-bounds read 0 bytes past the end"),
     ("the padding bounds check removed: the gather reads outside the image", "conv.cu",
-     lambda s: s.replace("if (iy >= 0 && iy < a.height && ix >= 0 && ix < a.width)", "if (true)"),
+     lambda s: s.replace("iy >= 0 && iy < a.height && ix >= 0 && ix < a.width)", "true)"),
      _conv, CONV_F32, "Not equal|out-of-bounds"),
+    ("the gather's k order (ky, kx, c) taken as (c, ky, kx), the NCHW order", "conv.cu",
+     lambda s: s.replace("c = kg % group_channels, cell = kg / group_channels",
+                         "c = kg / (a.size * a.size), cell = kg % (a.size * a.size)"),
+     _conv, CONV_F32, "Not equal"),
+    ("softmax groups read in NHWC order instead of Darknet's CHW order", "softmax.cu",
+     lambda s: s.replace("load(x, (long long)(j % plane) * channels + j / plane)", "load(x, j)"),
+     _softmax, {**SOFTMAX, "groups": 3}, "Not equal"),
+    ("an fp16 value read with the wrong exponent bias", "maxpool.cu",
+     lambda s: s.replace("* 0x1p112f", "* 0x1p111f"),
+     _maxpool, MAXPOOL_F16, "not equal"),
 ]
 
 
@@ -209,7 +224,7 @@ def test_a_barrier_mismatch_names_the_kernel_files_and_lines(interpreted):
     line = source.splitlines().index(sync) + 1
     assert kernels.source_line("avgpool_softmax.cu", line).startswith("avgpool_softmax.cu:")
     interpreted({"avgpool_softmax.cu": source.replace(sync, "    if (threadIdx.x < 32) __syncthreads();")})
-    with pytest.raises(KernelError, match="^avgpool_softmax: threads wait at different __syncthreads") as error:
+    with pytest.raises(KernelError, match="^avgpool_softmax_f32: threads wait at different __syncthreads") as error:
         gpu.test_avgpool_softmax_matches_numpy.hypothesis.inner_test(
             batch=1, groups=1, per_group=40, plane=(3, 3), fused=True, temperature=1.0, seed=0)
     assert kernels.source_line("avgpool_softmax.cu", line) in str(error.value)

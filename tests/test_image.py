@@ -95,3 +95,17 @@ def test_unreadable_images_are_one_line_errors(tmp_path):
 def test_unknown_mode():
     with pytest.raises(ImageError, match="unknown preprocessing mode 'zoom'"):
         preprocess_pixels(np.zeros((4, 4, 3), np.uint8), 4, 4, "zoom")
+
+
+@pytest.mark.parametrize("mode", ["resize_min", "letterbox", "stretch", "crop"])
+@pytest.mark.parametrize("w, h", [(32, 32), (32, 48), (48, 32), (31, 32), (40, 40), (64, 32)])
+def test_kept_pixels_are_exactly_the_preprocessed_input(mode, w, h):
+    """Where keeps_pixels says the decoded bytes stand for the input, preprocess_pixels is to_float
+    of them bit for bit; and it says so at the network's own size in every mode."""
+    from tdn.image import keeps_pixels, pixels_to_input, to_float
+
+    pixels = np.random.default_rng(w * h).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    assert keeps_pixels(32, 32, 32, 32, mode)
+    if keeps_pixels(w, h, 32, 32, mode):
+        np.testing.assert_array_equal(preprocess_pixels(pixels, 32, 32, mode), to_float(pixels))
+        np.testing.assert_array_equal(pixels_to_input(pixels[None])[0], to_float(pixels))

@@ -157,3 +157,24 @@ def test_progress_bar_only_for_several_batches_on_a_terminal(monkeypatch):
     assert not progress(10, 4).disable and progress(4, 4).disable
     monkeypatch.setattr("sys.stderr.isatty", lambda: False, raising=False)
     assert progress(10, 4).disable
+
+
+def test_pixels_reach_predict_pixels_only_where_preprocessing_changes_nothing(small):
+    """With predict_pixels, an image at the network's size goes as its uint8 bytes, others as
+    float inputs; the predictions are those of the float path."""
+    from tdn.pipeline import predict_batches
+
+    rng = np.random.default_rng(5)
+    images = [rng.integers(0, 256, shape, dtype=np.uint8) for shape in ((32, 32, 3), (32, 32, 3), (40, 48, 3))]
+    net = small["net"]
+    calls = []
+
+    def spy(pixels):
+        calls.append((pixels.dtype, pixels.shape))
+        return net.predict_pixels(pixels)
+
+    got = list(predict_batches(net.predict, images, 32, 32, "letterbox", batch=4, workers=0, predict_pixels=spy))
+    assert calls == [(np.uint8, (2, 32, 32, 3))]
+    expected = list(predict_batches(net.predict, images, 32, 32, "letterbox", batch=4, workers=0))
+    for mine, theirs in zip(got, expected, strict=True):
+        np.testing.assert_array_equal(mine.probabilities, theirs.probabilities)

@@ -68,6 +68,7 @@ class CudaBackend(Backend):
     layer_kinds = LAYER_KINDS
     precisions = tuple(CONV_ENTRY)  # fp32 first: the default
     priority = 20  # above numpy's 10: "auto" picks the GPU when there is one
+    uploads_pixels = True  # CudaProgram.run_pixels: uint8 bytes up, normalised on the device
 
     def __init__(self):
         if interpret_mode() is not None:
@@ -83,4 +84,4 @@ class CudaBackend(Backend):
         from tdn.backends.cuda.program import CudaProgram
 
         choose = tuning.chooser(tuning.best_variants(device().name()), precision)
-        return CudaProgram(build_plan(graph, batch, choose), params, precision)
+        return CudaProgram(build_plan(graph, batch, choose, precision), params, precision)

@@ -4,7 +4,8 @@ kernels/*.cu text on the CPU (TDN_CUDA_INTERPRET=1, see interpreter/). The plan,
 and upload, launchers and program use only this layer, so interpret mode checks all of them; what
 it cannot check is this layer's CuPy half.
 
-Module loading and raw launch (`launch`), device memory (`empty`, `upload`, `download`), copies
+Module loading and raw launch (`launch`), device memory (`empty`, `upload`, `download`: of a
+given dtype, float32 unless said: activations may be float16 and input pixels uint8), copies
 (`copy_in`, `copy_out`, `copy2d`, on the current stream), streams (`stream`), graph capture
 (`capture`), pinned host memory (`pinned`), and for `tdn tune` the device's `name` and a timer
 (`seconds_per_run`).
@@ -20,6 +21,7 @@ from functools import cache
 from typing import Any, Protocol
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 # The device name of the interpreter: tuning tables measured under it are marked as such.
 INTERPRETER_NAME = "tdn CUDA interpreter (CPU)"
@@ -46,14 +48,14 @@ class Device(Protocol):
                variant: str = "") -> None: ...
     def name(self) -> str: ...
     def seconds_per_run(self, run: Callable[[], None], repeats: int) -> float: ...
-    def empty(self, shape: tuple[int, ...]) -> Any: ...
-    def upload(self, host: np.ndarray) -> Any: ...
+    def empty(self, shape: tuple[int, ...], dtype: DTypeLike = np.float32) -> Any: ...
+    def upload(self, host: np.ndarray, dtype: DTypeLike = np.float32) -> Any: ...
     def download(self, array: Any) -> np.ndarray: ...
     def copy_in(self, array: Any, host: np.ndarray) -> None: ...
     def copy_out(self, host: np.ndarray, array: Any) -> None: ...
     def copy2d(self, dst: Any, dst_offset: int, dst_pitch: int, src: Any, src_offset: int, src_pitch: int,
                width: int, rows: int) -> None: ...
-    def pinned(self, shape: tuple[int, ...]) -> np.ndarray: ...
+    def pinned(self, shape: tuple[int, ...], dtype: DTypeLike = np.float32) -> np.ndarray: ...
     def stream(self) -> Any: ...
     def capture(self, stream: Any, record: Callable[[], None]) -> Graph: ...
 
@@ -68,8 +70,8 @@ def device() -> Device:
 
 
 def _check_copy(array, host: np.ndarray) -> None:
-    if host.dtype != np.float32 or tuple(host.shape) != tuple(array.shape) or not host.flags.c_contiguous:
-        raise ValueError(f"copy: expected a C-contiguous float32 host array of shape {tuple(array.shape)}, "
+    if host.dtype != array.dtype or tuple(host.shape) != tuple(array.shape) or not host.flags.c_contiguous:
+        raise ValueError(f"copy: expected a C-contiguous {array.dtype} host array of shape {tuple(array.shape)}, "
                          f"got {host.dtype} {tuple(host.shape)}")
 
 
@@ -104,11 +106,11 @@ class CupyDevice:
         end.synchronize()
         return self.cupy.cuda.get_elapsed_time(start, end) / 1e3 / repeats
 
-    def empty(self, shape):
-        return self.cupy.empty(shape, np.float32)
+    def empty(self, shape, dtype=np.float32):
+        return self.cupy.empty(shape, dtype)
 
-    def upload(self, host):
-        return self.cupy.asarray(np.ascontiguousarray(host, np.float32))
+    def upload(self, host, dtype=np.float32):
+        return self.cupy.asarray(np.ascontiguousarray(host, dtype))
 
     def download(self, array):
         return array.get()
@@ -130,10 +132,10 @@ class CupyDevice:
         self.cupy.cuda.runtime.memcpy2DAsync(dst.data.ptr + dst_offset, dst_pitch, src.data.ptr + src_offset,
                                              src_pitch, width, rows, _DEVICE_TO_DEVICE, self._stream_ptr())
 
-    def pinned(self, shape):
+    def pinned(self, shape, dtype=np.float32):
         import cupyx
 
-        return cupyx.empty_pinned(shape, np.float32)
+        return cupyx.empty_pinned(shape, dtype)
 
     def stream(self):
         # Capture needs a stream other than the legacy default one.
@@ -219,16 +221,19 @@ class InterpretedDevice:
             run()
         return (time.perf_counter() - start) / repeats
 
-    def empty(self, shape):
+    def empty(self, shape, dtype=np.float32):
         from tdn.backends.cuda.interpreter.memory import DeviceArray
 
-        array = DeviceArray(tuple(shape))
-        array.view().fill(np.nan)
+        array = DeviceArray(tuple(shape), dtype)
+        if array.dtype.kind == "f":
+            array.view().fill(np.nan)
+        else:
+            array.view().fill(np.iinfo(array.dtype).max)
         return array
 
-    def upload(self, host):
-        host = np.ascontiguousarray(host, np.float32)
-        array = self.empty(host.shape)
+    def upload(self, host, dtype=np.float32):
+        host = np.ascontiguousarray(host, dtype)
+        array = self.empty(host.shape, host.dtype)
         np.copyto(array.view(), host)
         return array
 
@@ -250,15 +255,15 @@ class InterpretedDevice:
                 raise ValueError(f"copy2d: the {name} rows overrun its {array.nbytes}-byte buffer")
 
         def copy() -> None:
-            source = src.view().reshape(-1).view(np.uint8)
-            target = dst.view().reshape(-1).view(np.uint8)
+            source = src.bytes()
+            target = dst.bytes()
             for row in range(rows):
                 target[dst_offset + row * dst_pitch:][:width] = source[src_offset + row * src_pitch:][:width]
 
         self._issue(copy)
 
-    def pinned(self, shape):
-        return np.empty(shape, np.float32)
+    def pinned(self, shape, dtype=np.float32):
+        return np.empty(shape, dtype)
 
     def stream(self):
         return _Stream()

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 from tdn.backends.cuda import kernels
 from tdn.backends.cuda.device import device
+from tdn.backends.cuda.layout import STORAGE
 from tdn.backends.cuda.tiling import CONV_VARIANTS, ConvGeometry
 from tdn.backends.cuda.tuning import shape_key
 
@@ -40,14 +41,15 @@ def time_variants(geo: ConvGeometry, precision: str, max_repeats: int) -> dict[s
     timed to size the repeats, then up to max_repeats timed together."""
     rng = np.random.default_rng(0)
     dev = device()
-    x = dev.upload(rng.standard_normal((geo.batch, geo.channels, geo.height, geo.width), np.float32))
+    storage = STORAGE[precision]
+    x = dev.upload(rng.standard_normal((geo.batch, geo.height, geo.width, geo.channels), np.float32), storage)
     bias = dev.upload(rng.standard_normal(geo.filters, np.float32))
-    y = dev.empty((geo.batch, geo.filters, geo.out_h, geo.out_w))
+    y = dev.empty((geo.batch, geo.out_h, geo.out_w, geo.filters), storage)
     weights = rng.standard_normal((geo.filters, geo.channels // geo.groups, geo.size, geo.size), np.float32)
     times = {}
     for variant in CONV_VARIANTS.values():
         shaped = replace(geo, variant=variant)
-        packed = dev.upload(shaped.pack_weights(weights))
+        packed = dev.upload(shaped.pack_weights(weights), storage)
 
         def run(shaped: ConvGeometry = shaped, packed: Any = packed) -> None:
             kernels.conv(x, packed, bias, y, shaped, precision)

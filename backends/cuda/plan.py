@@ -3,6 +3,7 @@
 Pure Python over the graph, so the fusion and buffer decisions are testable without a GPU.
 Buffer 0 is the input; every computing layer gets its own output buffer (so run_layers can
 return every layer), and layers that compute nothing (dropout, cost) reuse their input's.
+Buffers are NHWC, of the precision's storage type (layout.py).
 
 Wiring a new layer kind is an entry in STEP_OPS here plus the op's launcher (and, for a layer
 with weights, its upload) in program.py; a step already receives the buffers of the layers
@@ -14,7 +15,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+import numpy as np
 from tdn.backends.cuda.arguments import LaunchArgs, launch_args
+from tdn.backends.cuda.layout import STORAGE, nhwc
 from tdn.backends.cuda.tiling import ConvGeometry, ConvVariant
 from tdn.backends.cuda.tuning import rule_choice
 
@@ -46,20 +49,27 @@ class Step:
 @dataclass(frozen=True)
 class Plan:
     batch: int
-    buffer_shapes: tuple[tuple[int, ...], ...]  # (batch, C, H, W) of each buffer
+    buffer_shapes: tuple[tuple[int, int, int, int], ...]  # (batch, H, W, C) of each buffer
     layer_buffers: tuple[int, ...]  # the buffer holding each layer's output
     steps: tuple[Step, ...]
+    storage: np.dtype = np.dtype(np.float32)  # of every buffer: layout.STORAGE[precision]
 
     @property
     def output_buffer(self) -> int:
         return self.layer_buffers[-1]
 
+    @property
+    def buffer_bytes(self) -> tuple[int, ...]:
+        """The size of each buffer in bytes."""
+        return tuple(int(np.prod(shape)) * self.storage.itemsize for shape in self.buffer_shapes)
+
 
 def build_plan(graph: Graph, batch: int,
-               choose_variant: Callable[[ConvGeometry], ConvVariant] = rule_choice) -> Plan:
+               choose_variant: Callable[[ConvGeometry], ConvVariant] = rule_choice, precision: str = "fp32") -> Plan:
     """The steps of `graph` at `batch`; each convolution runs the conv.cu variant
-    choose_variant gives its geometry (tuning.chooser: a tuned table's, else the rule's)."""
-    shapes: list[tuple[int, ...]] = [(batch, *graph.input_shape)]
+    choose_variant gives its geometry (tuning.chooser: a tuned table's, else the rule's), and the
+    buffers store what `precision` stores."""
+    shapes = [nhwc(batch, graph.input_shape)]
     layer_buffers: list[int] = []
     steps: list[Step] = []
     current = 0
@@ -73,7 +83,7 @@ def build_plan(graph: Graph, batch: int,
             raise ValueError(f"the CUDA backend has no kernel for layer kind {node.kind}")
         # Every layer of a group gets its own buffer, so that run_layers returns each one.
         targets = tuple(range(len(shapes), len(shapes) + len(group)))
-        shapes += [(batch, *member.out_shape) for member in group]
+        shapes += [nhwc(batch, member.out_shape) for member in group]
         inputs = (current, *(layer_buffers[source] for source in node.sources))
         args = launch_args(op, group, batch)
         if isinstance(args, ConvGeometry):
@@ -81,4 +91,4 @@ def build_plan(graph: Graph, batch: int,
         steps.append(Step(op, inputs, targets, group, args))
         layer_buffers += targets
         current = targets[-1]
-    return Plan(batch, tuple(shapes), tuple(layer_buffers), tuple(steps))
+    return Plan(batch, tuple(shapes), tuple(layer_buffers), tuple(steps), np.dtype(STORAGE[precision]))

@@ -1,6 +1,11 @@
 """A Plan made real on the device (device.py: a GPU through CuPy, or the CPU interpreter):
-buffers and weights uploaded once, the forward captured as one CUDA graph (input copy, every
-kernel, output copy) and replayed.
+buffers and weights uploaded once, the forward captured as one CUDA graph (input copy, input
+conversion, every kernel, output conversion, output copy) and replayed.
+
+The activation buffers are NHWC, float32 or float16 (layout.py); the contract's float32 NCHW
+arrays are converted on the device at the edges of run (kernels/convert.cu) and on the host by
+run_layers. run_pixels takes decoded uint8 pixels instead, a quarter of run's bytes to upload,
+and normalises them on the device (its own graph, captured on its first call).
 
 Each step op has a launcher in LAUNCHERS, called with the program, the step (whose `args`
 the plan built: arguments.py), its input arrays (the previous layer's output first, then
@@ -15,7 +20,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
-from tdn.backends.cuda import kernels
+from tdn.backends.cuda import kernels, layout
 from tdn.backends.cuda.arguments import (
     AvgpoolArgs,
     ConnectedArgs,
@@ -31,6 +36,7 @@ from tdn.backends.cuda.plan import Plan, Step
 from tdn.backends.cuda.tiling import ConvGeometry
 
 from tdn.backend import LayerParams, Program
+from tdn.image import BYTE_TO_FLOAT
 
 
 def _to_device(array: np.ndarray) -> Any:
@@ -48,8 +54,9 @@ def _args(step: Step, kind: type[T]) -> T:
     return step.args
 
 
-def _upload_conv(step: Step, params: LayerParams) -> tuple[Any, ...]:
-    return _to_device(_args(step, ConvGeometry).pack_weights(params["weights"])), _to_device(params["biases"])
+def _upload_conv(step: Step, params: LayerParams, storage: np.dtype) -> tuple[Any, ...]:
+    packed = _args(step, ConvGeometry).pack_weights(params["weights"])
+    return device().upload(packed, storage), _to_device(params["biases"])
 
 
 def _conv(program: CudaProgram, step: Step, inputs: list, outputs: list) -> None:
@@ -75,8 +82,9 @@ def _softmax(program: CudaProgram, step: Step, inputs: list, outputs: list) -> N
     kernels.softmax(inputs[0], outputs[0], args.groups, args.temperature)
 
 
-def _upload_connected(step: Step, params: LayerParams) -> tuple[Any, ...]:
-    return _to_device(params["weights"]), _to_device(params["biases"])
+def _upload_connected(step: Step, params: LayerParams, storage: np.dtype) -> tuple[Any, ...]:
+    weights = layout.connected_weights(params["weights"], step.nodes[0].in_shape)
+    return device().upload(weights, storage), _to_device(params["biases"])
 
 
 def _connected(program: CudaProgram, step: Step, inputs: list, outputs: list) -> None:
@@ -100,7 +108,7 @@ def _upsample(program: CudaProgram, step: Step, inputs: list, outputs: list) -> 
     kernels.upsample(inputs[0], outputs[0], args.stride, args.scale)
 
 
-def _upload_batchnorm(step: Step, params: LayerParams) -> tuple[Any, ...]:
+def _upload_batchnorm(step: Step, params: LayerParams, storage: np.dtype) -> tuple[Any, ...]:
     return _to_device(params["scales"]), _to_device(params["biases"])
 
 
@@ -128,7 +136,9 @@ LAUNCHERS: dict[str, Launcher] = {
     "batchnorm": _batchnorm,
     "crop": _crop,
 }
-UPLOADS: dict[str, Callable[[Step, LayerParams], tuple[Any, ...]]] = {
+# Each gets the plan's storage type. Weights are stored as the activations are: fp16 in fp16
+# networks, rounded once here as the kernels' fp16 operands are; biases and scales stay float32.
+UPLOADS: dict[str, Callable[[Step, LayerParams, np.dtype], tuple[Any, ...]]] = {
     "conv": _upload_conv, "connected": _upload_connected, "batchnorm": _upload_batchnorm}
 
 
@@ -137,24 +147,47 @@ class CudaProgram(Program):
         self.plan = plan
         self.precision = precision
         self.device = device()
-        self.buffers = [self.device.empty(shape) for shape in plan.buffer_shapes]
+        self.buffers = [self.device.empty(shape, plan.storage) for shape in plan.buffer_shapes]
         self.weights: dict[int, tuple[Any, ...]] = {
-            step.nodes[0].index: UPLOADS[step.op](step, params[step.nodes[0].index])
+            step.nodes[0].index: UPLOADS[step.op](step, params[step.nodes[0].index], plan.storage)
             for step in plan.steps if step.op in UPLOADS}
-        # Pinned, so that the captured copies are true asynchronous DMA transfers.
-        self.host_in = self.device.pinned(plan.buffer_shapes[0])
-        self.host_out = self.device.pinned(plan.buffer_shapes[plan.output_buffer])
+        # The contract's float32 NCHW input and output: on the device, and in pinned host memory
+        # so that the captured copies are true asynchronous DMA transfers.
+        in_shape, self.out_shape = (_nchw(plan.buffer_shapes[b]) for b in (0, plan.output_buffer))
+        self.input = self.device.empty(in_shape)
+        self.host_in = self.device.pinned(in_shape)
+        # A float32 output of one cell per image (a classifier's) is NCHW already: copied out as it
+        # is, with no conversion launch.
+        _, _, out_h, out_w = self.out_shape
+        if plan.storage == np.float32 and out_h * out_w == 1:
+            self.output = self.buffers[plan.output_buffer]
+        else:
+            self.output = self.device.empty(self.out_shape)
+        self.host_out = self.device.pinned(tuple(self.output.shape))
         self.stream = self.device.stream()
         with self.stream:
-            self._launch_all()  # compiles and loads every kernel before capture
+            self._forward()  # compiles and loads every kernel before capture
             self.stream.synchronize()
             # Every launch's checks passed above, so nothing raises between begin and end.
             self.graph = self.device.capture(self.stream, self._forward)
+        self._pixels: tuple[np.ndarray, Any, Any, Any] | None = None  # run_pixels' buffers and graph
 
     def _forward(self) -> None:
-        self.device.copy_in(self.buffers[0], self.host_in)
+        self.device.copy_in(self.input, self.host_in)
+        kernels.to_nhwc(self.input, self.buffers[0])
+        self._compute()
+
+    def _forward_pixels(self, host: np.ndarray, pixels: Any, table: Any) -> None:
+        self.device.copy_in(pixels, host)
+        kernels.pixels(pixels, table, self.buffers[0])
+        self._compute()
+
+    def _compute(self) -> None:
+        """Every step from buffer 0, then the output to the host as float32 NCHW."""
         self._launch_all()
-        self.device.copy_out(self.host_out, self.buffers[self.plan.output_buffer])
+        if self.output is not self.buffers[self.plan.output_buffer]:
+            kernels.to_nchw(self.buffers[self.plan.output_buffer], self.output)
+        self.device.copy_out(self.host_out, self.output)
 
     def _launch_all(self) -> None:
         for step in self.plan.steps:
@@ -163,19 +196,44 @@ class CudaProgram(Program):
             LAUNCHERS[step.op](self, step, inputs, outputs)
 
     def _check(self, x: np.ndarray) -> None:
-        kernels.check("input", x, self.plan.buffer_shapes[0])
+        kernels.check("input", x, _nchw(self.plan.buffer_shapes[0]))
 
     def run(self, x: np.ndarray) -> np.ndarray:
         self._check(x)
         np.copyto(self.host_in, x)
         self.graph.launch(self.stream)
         self.stream.synchronize()
-        return self.host_out.copy()
+        return self.host_out.reshape(self.out_shape).copy()
+
+    def run_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        """Decoded images (batch, H, W, C) uint8 -> run's output for their tdn.image.to_float
+        input, bit for bit: the bytes are uploaded as they are and normalised on the device."""
+        kernels.check("pixels", pixels, self.plan.buffer_shapes[0], np.uint8)
+        if self._pixels is None:
+            host = self.device.pinned(self.plan.buffer_shapes[0], np.uint8)
+            on_device = self.device.empty(self.plan.buffer_shapes[0], np.uint8)
+            table = self.device.upload(BYTE_TO_FLOAT)
+            with self.stream:
+                self._forward_pixels(host, on_device, table)  # loads the pixel kernel before capture
+                self.stream.synchronize()
+                graph = self.device.capture(self.stream, lambda: self._forward_pixels(host, on_device, table))
+            self._pixels = (host, on_device, table, graph)
+        host, _, _, graph = self._pixels
+        np.copyto(host, pixels)
+        graph.launch(self.stream)
+        self.stream.synchronize()
+        return self.host_out.reshape(self.out_shape).copy()
 
     def run_layers(self, x: np.ndarray) -> list[np.ndarray]:
         self._check(x)
         with self.stream:
-            self.device.copy_in(self.buffers[0], np.ascontiguousarray(x))
+            self.device.copy_in(self.input, np.ascontiguousarray(x))
+            kernels.to_nhwc(self.input, self.buffers[0])
             self._launch_all()
             self.stream.synchronize()
-        return [self.device.download(self.buffers[b]) for b in self.plan.layer_buffers]
+        return [layout.to_nchw(self.device.download(self.buffers[b])) for b in self.plan.layer_buffers]
+
+
+def _nchw(shape: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+    n, h, w, c = shape
+    return n, c, h, w

@@ -86,7 +86,8 @@ class ConvGeometry:
 
     @property
     def k_group(self) -> int:
-        """GEMM depth per group: input channels of a group x kernel cells."""
+        """GEMM depth per group: kernel cells x input channels of a group, in conv.cu's order
+        (ky, kx, channel), the channel fastest."""
         return self.channels // self.groups * self.size * self.size
 
     @property
@@ -121,7 +122,9 @@ class ConvGeometry:
         return values
 
     def pack_weights(self, weights: np.ndarray) -> np.ndarray:
-        """(filters, C/groups, size, size) -> (groups, k_pad, m_pad) float32, zero-padded.
+        """(filters, C/groups, size, size) -> (groups, k_pad, m_pad) float32, zero-padded, with k
+        running over (ky, kx, channel), the channel fastest: the order conv.cu gathers the NHWC
+        input in, so that a tile's consecutive k are consecutive channels in memory.
 
         k-major so that a tile's loads of consecutive filters are coalesced; padding to
         whole tiles lets the kernel load weights without bounds checks.
@@ -129,7 +132,8 @@ class ConvGeometry:
         expected = (self.filters, self.channels // self.groups, self.size, self.size)
         if weights.shape != expected:
             raise ValueError(f"weights have shape {weights.shape}, expected {expected}")
-        grouped = weights.reshape(self.groups, self.m_group, self.k_group).transpose(0, 2, 1)
+        # (groups, m, c, ky, kx) -> (groups, ky, kx, c, m) -> (groups, k, m)
+        grouped = weights.reshape(self.groups, self.m_group, *expected[1:]).transpose(0, 3, 4, 2, 1)
         packed = np.zeros((self.groups, self.k_pad, self.m_pad), np.float32)
-        packed[:, :self.k_group, :self.m_group] = grouped
+        packed[:, :self.k_group, :self.m_group] = grouped.reshape(self.groups, self.k_group, self.m_group)
         return packed

@@ -109,7 +109,8 @@ def launch(library: Path, entry: str, grid: tuple[int, ...], block: tuple[int, .
                 first = after
                 continue
             for index, (one, other) in enumerate(zip(first, after, strict=True)):
-                differ = one.view(f"u{one.itemsize}") != other.view(f"u{one.itemsize}")  # NaNs too
+                bits = np.dtype(f"u{one.dtype.itemsize}")  # NaNs compare by their bits
+                differ = one.view(bits) != other.view(bits)
                 if differ.any():
                     at = int(np.flatnonzero(differ.ravel())[0])
                     raise KernelError(

@@ -10,6 +10,7 @@ import weakref
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mmap.restype = ctypes.c_void_p
@@ -63,29 +64,26 @@ class Allocation:
         return None
 
 
-# The element types of device arrays, as the ctypes of their bits (float16 has none of its own).
-_STORAGE = {np.dtype(np.float32): ctypes.c_uint32, np.dtype(np.float16): ctypes.c_uint16}
-
-
 class DeviceArray:
-    """A float32 (or float16) array in interpreter device memory: shape, dtype, flags and a pointer,
+    """An array in interpreter device memory (float32 by default): shape, dtype, flags and a pointer,
     like the part of a CuPy array the backend's host code reads. Its values move only through the
     device."""
 
-    def __init__(self, shape: tuple[int, ...], dtype=np.float32):
+    def __init__(self, shape: tuple[int, ...], dtype: DTypeLike = np.float32):
         self.shape = tuple(int(n) for n in shape)
         self.dtype = np.dtype(dtype)
-        if self.dtype not in _STORAGE:
-            raise TypeError(f"interpreter device arrays hold float32 or float16, not {self.dtype}")
         self.size = int(np.prod(self.shape, dtype=np.int64))
         self.nbytes = self.dtype.itemsize * self.size
         self.flags = Flags()
         self.allocation = Allocation(self.nbytes)
         self.ptr = self.allocation.ptr
 
+    def bytes(self) -> np.ndarray:
+        """The memory as a flat uint8 array sharing it (for the device layer only)."""
+        if self.nbytes == 0:
+            return np.empty(0, np.uint8)
+        return np.ctypeslib.as_array((ctypes.c_uint8 * self.nbytes).from_address(self.ptr))
+
     def view(self) -> np.ndarray:
         """The values, as a NumPy array sharing the memory (for the device layer only)."""
-        if self.size == 0:
-            return np.empty(self.shape, self.dtype)
-        bits = np.ctypeslib.as_array((_STORAGE[self.dtype] * self.size).from_address(self.ptr))
-        return bits.view(self.dtype).reshape(self.shape)
+        return self.bytes().view(self.dtype).reshape(self.shape)
