@@ -1,5 +1,6 @@
 """The whole GPU run of a lent machine in one command, under 10 minutes: install, check every
-conv.cu variant on the hardware against the interpreter, run the GPU tests on the hardware, tune
+conv.cu variant on the hardware against the interpreter and every conv_pipelined.cu variant against
+NumPy (timed against conv.cu), run the GPU tests on the hardware, tune
 the variants on the zoo, and benchmark against PyTorch (eager, CUDA graph, torch.compile) and
 TensorRT on our ONNX export; every log and result in one folder.
 
@@ -68,8 +69,10 @@ def plan_steps(args: argparse.Namespace) -> list[Step]:
                             f"cupy.cuda.runtime.driverGetVersion(), \"cupy\": cupy.__version__}}))' "
                             f"> {out}/environment.json", 30, required=True),
         Step("variant-check", f"{python} benchmarks/variant_check.py --out {out}/variant_check.json", 60),
+        Step("pipelined-check", f"{python} benchmarks/pipelined_check.py --out {out}/pipelined_check.json", 60),
         Step("gpu-tests", f"TDN_SHARED={shared.parent} {python} -m pytest -q -x -m gpu -p no:cacheprovider "
-                          f"tests/test_cuda_gpu.py tests/test_cuda_tune.py --junitxml {out}/gpu_tests.xml",
+                          f"tests/test_cuda_gpu.py tests/test_cuda_pipelined.py tests/test_cuda_tune.py "
+                          f"--junitxml {out}/gpu_tests.xml",
              90),
         Step("tune", f"{python} -m tdn tune --backend cuda cfg/tiny.cfg {zoo} --batch {args.tune_batches} "
                      f"--precision {args.tune_precisions} --repeats 10 --output {out}/tuned/tuned.json", 150),

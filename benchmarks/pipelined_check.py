@@ -40,23 +40,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _upload(dev, host: np.ndarray):
-    """A device copy of a float16 or float32 array (the device layer uploads float32 only)."""
-    if dev.interpreted:
-        from tdn.backends.cuda.interpreter.memory import DeviceArray
-
-        array = DeviceArray(host.shape, host.dtype)
-        array.view()[...] = host
-        return array
-    import cupy
-
-    return cupy.asarray(host)
-
-
-def _download(dev, array) -> np.ndarray:
-    return array.view().copy() if dev.interpreted else array.get()
-
-
 class Case:
     """One convolution with random fp16-exact data, on the device in both layouts."""
 
@@ -75,7 +58,7 @@ class Case:
         self.weights = weights.astype(np.float16).astype(np.float32)
         self.bias = rng.standard_normal(filters).astype(np.float32)
         self.dev = dev
-        self.x_device, self.bias_device = _upload(dev, self.x), _upload(dev, self.bias)
+        self.x_device, self.bias_device = dev.upload(self.x, np.float16), dev.upload(self.bias)
 
     def reference(self) -> np.ndarray:
         from tdn.backends.numpy.convolution import convolve
@@ -89,26 +72,25 @@ class Case:
         from tdn.backends.cuda import kernels, pipelined
 
         geo = pipelined.PipelinedGeometry(self.conv, variant)
-        packed = _upload(self.dev, geo.pack_weights(self.weights))
-        y = _upload(self.dev, np.full(geo.y_shape, np.nan, np.float16))
+        packed = self.dev.upload(geo.pack_weights(self.weights), np.float16)
+        y = self.dev.empty(geo.y_shape, np.float16)
 
         def launch() -> None:
             kernels.conv_pipelined(self.x_device, packed, self.bias_device, y, geo)
 
         launch()
-        return _download(self.dev, y).astype(np.float32), launch
+        return self.dev.download(y).astype(np.float32), launch
 
     def conv_cu(self):
-        """A function launching conv.cu's fp16 entry (NCHW float32) with its rule's variant."""
+        """A function launching conv.cu's fp16 entry (NHWC fp16, as the plan runs it) with its rule's variant."""
         from dataclasses import replace
 
         from tdn.backends.cuda import kernels, tuning
 
-        geo = replace(self.conv, variant=tuning.rule_choice(self.conv))
-        x = self.dev.upload(self.x.astype(np.float32).transpose(0, 3, 1, 2))
-        packed = self.dev.upload(geo.pack_weights(self.weights))
-        y = self.dev.empty((geo.batch, geo.filters, geo.out_h, geo.out_w))
-        return lambda: kernels.conv(x, packed, self.bias_device, y, geo, "fp16")
+        geo = replace(self.conv, variant=tuning.conv_rule_choice(self.conv))
+        packed = self.dev.upload(geo.pack_weights(self.weights), np.float16)
+        y = self.dev.empty((geo.batch, geo.out_h, geo.out_w, geo.filters), np.float16)
+        return lambda: kernels.conv(self.x_device, packed, self.bias_device, y, geo, "fp16")
 
 
 def check(dev) -> list[dict]:

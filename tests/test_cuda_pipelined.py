@@ -31,23 +31,6 @@ def on_device(test):
     return test
 
 
-def _upload(host: np.ndarray):
-    """A device copy of a float16 or float32 array (device().upload takes float32 only)."""
-    if device().interpreted:
-        from tdn.backends.cuda.interpreter.memory import DeviceArray
-
-        array = DeviceArray(host.shape, host.dtype)
-        array.view()[...] = host
-        return array
-    import cupy
-
-    return cupy.asarray(host)
-
-
-def _download(array) -> np.ndarray:
-    return array.view().copy() if device().interpreted else array.get()
-
-
 def reference(x: np.ndarray, weights: np.ndarray, bias: np.ndarray, layer: Convolutional) -> np.ndarray:
     """The convolution of NHWC x with Darknet-layout weights in float64, from the fp16-rounded x
     and weights, activation applied: (N, OH, OW, M)."""
@@ -80,9 +63,11 @@ def run(batch, channels, height, width, filters, size, stride, padding, groups, 
     weights = rng.standard_normal((filters, channels // groups, size, size)).astype(np.float32)
     weights /= np.float32(np.sqrt(channels // groups * size * size))
     bias = rng.standard_normal(filters).astype(np.float32)
-    y = _upload(np.full(geo.y_shape, np.nan, np.float16))
-    kernels.conv_pipelined(_upload(x), _upload(geo.pack_weights(weights)), _upload(bias), y, geo)
-    return _download(y), reference(x, weights, bias, layer)
+    dev = device()
+    y = dev.empty(geo.y_shape, np.float16)  # NaN until written
+    kernels.conv_pipelined(dev.upload(x, np.float16), dev.upload(geo.pack_weights(weights), np.float16),
+                           dev.upload(bias), y, geo)
+    return dev.download(y), reference(x, weights, bias, layer)
 
 
 def check(result: np.ndarray, expected: np.ndarray, what: str) -> None:

@@ -9,7 +9,7 @@ from importlib import resources
 
 import numpy as np
 import pytest
-from tdn.backends.cuda import tiling, tuning
+from tdn.backends.cuda import pipelined, tiling, tuning
 from tdn.backends.cuda.device import INTERPRETER_NAME
 from tdn.backends.cuda.plan import build_plan
 
@@ -173,3 +173,50 @@ def test_tune_times_every_variant_and_the_backend_runs_what_it_chose(cuda_device
     x = np.random.default_rng(0).random((2, *graph.input_shape), np.float32)
     expected = registry().get("numpy").prepare(graph, params, 2, "fp32").run(x)
     np.testing.assert_allclose(program.run(x), expected, rtol=1e-4, atol=1e-6)
+
+
+PIPELINED_CFG = CFG.replace("filters=20", "filters=16")  # the second convolution: 16 channels, a multiple of 8
+
+
+def _ops(precision, choose=None):
+    plan = build_plan(graph_from_text(PIPELINED_CFG), 2, choose, precision)
+    return [(step.op, step.args.variant.name) for step in plan.steps if "conv" in step.op]
+
+
+def test_fp16_plans_the_pipelined_kernel_where_its_channel_rule_holds():
+    """The 3-channel first layer stays on conv.cu; the 16-channel one runs conv_pipelined.cu in
+    fp16 (the rule's variant), and in fp32 and tf32 never."""
+    graph = graph_from_text(PIPELINED_CFG)
+    second = tiling.ConvGeometry.of(graph.nodes[2].layer, graph.nodes[2].in_shape, graph.nodes[2].out_shape, 2)
+    first_rule = [name for op, name in _ops("fp32")][0]
+    assert _ops("fp16") == [("conv", first_rule), ("conv_pipelined", pipelined.rule_choice(second).name)]
+    for precision in ("fp32", "tf32"):
+        assert [op for op, _ in _ops(precision)] == ["conv", "conv"]
+
+
+def test_a_table_chooses_between_the_two_kernels_in_fp16(tmp_path, monkeypatch):
+    """One tuning run decides: a table whose fastest variant for the 16-channel shape is conv.cu's
+    keeps conv.cu there; a pipelined variant named for a shape it cannot compute is ignored."""
+    monkeypatch.setenv("TDN_TUNED_DIR", str(tmp_path))
+    graph = graph_from_text(PIPELINED_CFG)
+    keys = {}
+    for node in graph.nodes:
+        if node.kind == "convolutional":
+            geo = tiling.ConvGeometry.of(node.layer, node.in_shape, node.out_shape, 2)
+            keys[geo.channels] = tuning.shape_key(geo, "fp16")
+    times = {keys[3]: {"p32f32k64s4": 1.0, "m64n64k16": 2.0},  # not computable: 3 channels
+             keys[16]: {"m64n32k16": 1.0, "p64f64k32s4": 2.0}}
+    tuning.write_table(tuning.Table("NVIDIA H200", False, "", times), tmp_path / "h200.json")
+    choose = tuning.chooser(tuning.best_variants("NVIDIA H200"), "fp16")
+    first_rule = tuning.conv_rule_choice(tiling.ConvGeometry.of(graph.nodes[0].layer, graph.nodes[0].in_shape,
+                                                                 graph.nodes[0].out_shape, 2)).name
+    assert _ops("fp16", choose) == [("conv", first_rule), ("conv", "m64n32k16")]
+    times[keys[16]] = {"m64n32k16": 3.0, "p64f64k32s4": 2.0}
+    tuning.write_table(tuning.Table("NVIDIA H200", False, "", times), tmp_path / "h200.json")
+    choose = tuning.chooser(tuning.best_variants("NVIDIA H200"), "fp16")
+    assert _ops("fp16", choose)[1] == ("conv_pipelined", "p64f64k32s4")
+
+
+def test_a_pipelined_variant_outside_fp16_is_refused():
+    with pytest.raises(ValueError, match="for fp16 only, not fp32"):
+        build_plan(graph_from_text(PIPELINED_CFG), 1, lambda geo: pipelined.DEFAULT_VARIANT, "fp32")

@@ -39,19 +39,21 @@ def variant_check():
 def test_the_steps_fit_the_ten_minutes_in_order(gpu_run, tmp_path, shared):
     args = gpu_run.parse_args(["--out", str(tmp_path / "out"), "--shared", str(shared)])
     steps = gpu_run.plan_steps(args)
-    assert [s.name for s in steps] == ["install", "environment", "variant-check", "gpu-tests", "tune", "bench"]
+    assert [s.name for s in steps] == ["install", "environment", "variant-check", "pipelined-check", "gpu-tests",
+                                       "tune", "bench"]
     assert args.budget < 600 and all(s.limit_s <= args.budget for s in steps)
-    tune = steps[4].command
+    assert "tests/test_cuda_pipelined.py" in steps[4].command
+    tune = steps[5].command
     assert "-m tdn tune --backend cuda" in tune and str((shared / "cfg" / "vgg-16.cfg").resolve()) in tune
     assert "--batch 1,64,256 --precision fp32,fp16" in tune and f"{tmp_path}/out/tuned/tuned.json" in tune
-    assert f"TDN_TUNED_DIR={tmp_path}/out/tuned" in steps[5].command and "--tensorrt" in steps[5].command
+    assert f"TDN_TUNED_DIR={tmp_path}/out/tuned" in steps[6].command and "--tensorrt" in steps[6].command
 
 
 def test_dry_run_prints_the_steps_and_runs_nothing(gpu_run, tmp_path, capsys):
     assert gpu_run.main(["--out", str(tmp_path / "out"), "--dry-run", "--skip", "gpu-tests"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split(" ")[0] for line in lines[:-1]] == ["install", "environment", "variant-check", "tune",
-                                                            "bench"]
+    assert [line.split(" ")[0] for line in lines[:-1]] == ["install", "environment", "variant-check",
+                                                            "pipelined-check", "tune", "bench"]
     assert lines[0].startswith("install (at most 120 s, required): ")
     assert not (tmp_path / "out").exists()
 

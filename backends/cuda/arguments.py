@@ -1,6 +1,6 @@
 """The typed arguments each launcher gets from the plan, built from the layers in plain Python
 (so the values of every launch are tested without a device). A conv step's arguments are its
-ConvGeometry (tiling.py)."""
+ConvGeometry (tiling.py); a conv_pipelined step's, its PipelinedGeometry (pipelined.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
+from tdn.backends.cuda.pipelined import PipelinedGeometry
 from tdn.backends.cuda.tiling import ConvGeometry
 
 from tdn.graph import Node
@@ -66,8 +67,8 @@ class BatchnormArgs:
     """Nothing beyond the buffers and the uploaded scale and shift."""
 
 
-LaunchArgs: TypeAlias = (ConvGeometry | MaxpoolArgs | AvgpoolArgs | SoftmaxArgs | ConnectedArgs | ShortcutArgs
-                         | RouteArgs | UpsampleArgs | CropArgs | BatchnormArgs)
+LaunchArgs: TypeAlias = (ConvGeometry | PipelinedGeometry | MaxpoolArgs | AvgpoolArgs | SoftmaxArgs | ConnectedArgs
+                         | ShortcutArgs | RouteArgs | UpsampleArgs | CropArgs | BatchnormArgs)
 
 
 def launch_args(op: str, nodes: tuple[Node, ...], batch: int) -> LaunchArgs:

@@ -1,5 +1,6 @@
-"""Timing every conv.cu variant on every convolution shape of some networks: what `tdn tune
---backend cuda` runs. Random data: a variant's time does not depend on the values."""
+"""Timing every kernel variant that can compute each convolution shape of some networks (conv.cu's,
+and conv_pipelined.cu's in fp16 where it applies: tuning.candidates): what `tdn tune --backend cuda`
+runs. Random data: a variant's time does not depend on the values."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ import numpy as np
 from tdn.backends.cuda import kernels
 from tdn.backends.cuda.device import device
 from tdn.backends.cuda.layout import STORAGE
-from tdn.backends.cuda.tiling import CONV_VARIANTS, ConvGeometry
-from tdn.backends.cuda.tuning import shape_key
+from tdn.backends.cuda.pipelined import PipelinedGeometry, PipelinedVariant
+from tdn.backends.cuda.tiling import ConvGeometry
+from tdn.backends.cuda.tuning import Variant, candidates, shape_key
 
 from tdn.graph import Graph
 
@@ -47,18 +49,27 @@ def time_variants(geo: ConvGeometry, precision: str, max_repeats: int) -> dict[s
     y = dev.empty((geo.batch, geo.out_h, geo.out_w, geo.filters), storage)
     weights = rng.standard_normal((geo.filters, geo.channels // geo.groups, geo.size, geo.size), np.float32)
     times = {}
-    for variant in CONV_VARIANTS.values():
-        shaped = replace(geo, variant=variant)
-        packed = dev.upload(shaped.pack_weights(weights), storage)
-
-        def run(shaped: ConvGeometry = shaped, packed: Any = packed) -> None:
-            kernels.conv(x, packed, bias, y, shaped, precision)
-
+    for variant in candidates(geo, precision).values():
+        run = _launcher(geo, variant, precision, dev.upload, weights, (x, bias, y))
         dev.seconds_per_run(run, 1)
         once = dev.seconds_per_run(run, 1)
         repeats = max(1, min(max_repeats, int(SECONDS_PER_MEASUREMENT / max(once, 1e-9))))
         times[variant.name] = dev.seconds_per_run(run, repeats) * 1e6
     return times
+
+
+def _launcher(geo: ConvGeometry, variant: Variant, precision: str, upload: Callable[..., Any],
+              weights: np.ndarray, buffers: tuple[Any, Any, Any]) -> Callable[[], None]:
+    """A function launching `variant` on the geometry, its weights packed and uploaded once."""
+    x, bias, y = buffers
+    storage = STORAGE[precision]
+    if isinstance(variant, PipelinedVariant):
+        pipelined_geo = PipelinedGeometry(geo, variant)
+        packed = upload(pipelined_geo.pack_weights(weights), storage)
+        return lambda: kernels.conv_pipelined(x, packed, bias, y, pipelined_geo)
+    shaped = replace(geo, variant=variant)
+    packed = upload(shaped.pack_weights(weights), storage)
+    return lambda: kernels.conv(x, packed, bias, y, shaped, precision)
 
 
 def measure(shapes: dict[str, tuple[ConvGeometry, str]], max_repeats: int,

@@ -10,8 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from tdn.backends.cuda.tiling import ConvGeometry, round_up
-from tdn.backends.cuda.tuning import SM_COUNT
+from tdn.backends.cuda.tiling import SM_COUNT, ConvGeometry, round_up
 
 from tdn.activations import ACTIVATIONS
 
@@ -79,7 +78,7 @@ def unsupported_reason(geo: ConvGeometry) -> str | None:
 
 
 def rule_choice(conv: ConvGeometry) -> PipelinedVariant:
-    """The variant without a measurement, by conv.cu's rule (tuning.rule_choice): the useful share
+    """The variant without a measurement, by conv.cu's rule (tuning.conv_rule_choice): the useful share
     of the grid (outputs, not padding of partial tiles) times the share of the GPU's SMs it can
     occupy; ties go to the larger tile. A 7x7 map with 1024 filters at batch 1 gets p32f32k64s4."""
     def score(variant: PipelinedVariant) -> tuple[float, int]:

@@ -18,8 +18,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 from tdn.backends.cuda.arguments import LaunchArgs, launch_args
 from tdn.backends.cuda.layout import STORAGE, nhwc
-from tdn.backends.cuda.tiling import ConvGeometry, ConvVariant
-from tdn.backends.cuda.tuning import rule_choice
+from tdn.backends.cuda.pipelined import PipelinedGeometry, PipelinedVariant
+from tdn.backends.cuda.tiling import ConvGeometry
+from tdn.backends.cuda.tuning import Variant, rule_choice
 
 from tdn.fusion import AVGPOOL_SOFTMAX, IDENTITY_KINDS, fuse
 from tdn.graph import Graph, Node
@@ -32,6 +33,7 @@ STEP_OPS = {"convolutional": "conv", "maxpool": "maxpool", "avgpool": "avgpool",
 LAYER_KINDS = frozenset(STEP_OPS) | IDENTITY_KINDS
 FUSION_RULES = (AVGPOOL_SOFTMAX,)  # the pooled logits are few: one launch pools and normalises them
 FUSED_OPS = {AVGPOOL_SOFTMAX.kinds: "avgpool_softmax"}
+PIPELINED_OP = "conv_pipelined"  # a convolution given a conv_pipelined.cu variant (fp16 only)
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,7 @@ class Step:
     """One launch: op name, input buffers, output buffers, the nodes it computes, and its launcher's
     arguments (arguments.py)."""
 
-    op: str  # a value of STEP_OPS or FUSED_OPS
+    op: str  # a value of STEP_OPS or FUSED_OPS, or PIPELINED_OP
     inputs: tuple[int, ...]  # the previous layer's output, then those of the node's sources
     targets: tuple[int, ...]
     nodes: tuple[Node, ...]
@@ -64,11 +66,13 @@ class Plan:
         return tuple(int(np.prod(shape)) * self.storage.itemsize for shape in self.buffer_shapes)
 
 
-def build_plan(graph: Graph, batch: int,
-               choose_variant: Callable[[ConvGeometry], ConvVariant] = rule_choice, precision: str = "fp32") -> Plan:
-    """The steps of `graph` at `batch`; each convolution runs the conv.cu variant
-    choose_variant gives its geometry (tuning.chooser: a tuned table's, else the rule's), and the
+def build_plan(graph: Graph, batch: int, choose_variant: Callable[[ConvGeometry], Variant] | None = None,
+               precision: str = "fp32") -> Plan:
+    """The steps of `graph` at `batch`; each convolution runs the variant choose_variant gives its
+    geometry (tuning.chooser: a tuned table's, else the rule's; by default the rule's for
+    `precision`): a conv.cu variant as op "conv", a conv_pipelined.cu one as PIPELINED_OP. The
     buffers store what `precision` stores."""
+    choose = choose_variant or (lambda geo: rule_choice(geo, precision))
     shapes = [nhwc(batch, graph.input_shape)]
     layer_buffers: list[int] = []
     steps: list[Step] = []
@@ -87,7 +91,13 @@ def build_plan(graph: Graph, batch: int,
         inputs = (current, *(layer_buffers[source] for source in node.sources))
         args = launch_args(op, group, batch)
         if isinstance(args, ConvGeometry):
-            args = replace(args, variant=choose_variant(args))
+            variant = choose(args)
+            if isinstance(variant, PipelinedVariant):
+                if precision != "fp16":  # its operands and outputs are fp16 buffers
+                    raise ValueError(f"{variant.name} is a conv_pipelined.cu variant, for fp16 only, not {precision}")
+                op, args = PIPELINED_OP, PipelinedGeometry(args, variant)
+            else:
+                args = replace(args, variant=variant)
         steps.append(Step(op, inputs, targets, group, args))
         layer_buffers += targets
         current = targets[-1]

@@ -32,7 +32,8 @@ from tdn.backends.cuda.arguments import (
     UpsampleArgs,
 )
 from tdn.backends.cuda.device import device
-from tdn.backends.cuda.plan import Plan, Step
+from tdn.backends.cuda.pipelined import PipelinedGeometry
+from tdn.backends.cuda.plan import PIPELINED_OP, Plan, Step
 from tdn.backends.cuda.tiling import ConvGeometry
 
 from tdn.backend import LayerParams, Program
@@ -62,6 +63,16 @@ def _upload_conv(step: Step, params: LayerParams, storage: np.dtype) -> tuple[An
 def _conv(program: CudaProgram, step: Step, inputs: list, outputs: list) -> None:
     packed, bias = program.weights[step.nodes[0].index]
     kernels.conv(inputs[0], packed, bias, outputs[0], _args(step, ConvGeometry), program.precision)
+
+
+def _upload_conv_pipelined(step: Step, params: LayerParams, storage: np.dtype) -> tuple[Any, ...]:
+    packed = _args(step, PipelinedGeometry).pack_weights(params["weights"])
+    return device().upload(packed, storage), _to_device(params["biases"])
+
+
+def _conv_pipelined(program: CudaProgram, step: Step, inputs: list, outputs: list) -> None:
+    packed, bias = program.weights[step.nodes[0].index]
+    kernels.conv_pipelined(inputs[0], packed, bias, outputs[0], _args(step, PipelinedGeometry))
 
 
 def _maxpool(program: CudaProgram, step: Step, inputs: list, outputs: list) -> None:
@@ -125,6 +136,7 @@ def _crop(program: CudaProgram, step: Step, inputs: list, outputs: list) -> None
 Launcher = Callable[["CudaProgram", Step, list, list], None]
 LAUNCHERS: dict[str, Launcher] = {
     "conv": _conv,
+    PIPELINED_OP: _conv_pipelined,
     "maxpool": _maxpool,
     "avgpool": _avgpool,
     "avgpool_softmax": _avgpool,
@@ -139,7 +151,8 @@ LAUNCHERS: dict[str, Launcher] = {
 # Each gets the plan's storage type. Weights are stored as the activations are: fp16 in fp16
 # networks, rounded once here as the kernels' fp16 operands are; biases and scales stay float32.
 UPLOADS: dict[str, Callable[[Step, LayerParams, np.dtype], tuple[Any, ...]]] = {
-    "conv": _upload_conv, "connected": _upload_connected, "batchnorm": _upload_batchnorm}
+    "conv": _upload_conv, PIPELINED_OP: _upload_conv_pipelined, "connected": _upload_connected,
+    "batchnorm": _upload_batchnorm}
 
 
 class CudaProgram(Program):

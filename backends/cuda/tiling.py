@@ -56,6 +56,11 @@ CONV_VARIANTS: dict[str, ConvVariant] = {v.name: v for v in (
 DEFAULT_VARIANT = CONV_VARIANTS["m64n64k16"]
 
 
+# Streaming multiprocessors of the H100 SXM and of the H200 SXM (132 each, NVIDIA's H100 data sheet
+# and Hopper architecture whitepaper): a grid of fewer blocks leaves SMs idle.
+SM_COUNT = 132
+
+
 def round_up(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
 

@@ -1,4 +1,5 @@
-"""Which conv.cu variant (tiling.CONV_VARIANTS) each convolution runs with.
+"""Which kernel variant each convolution runs with: one of conv.cu's (tiling.CONV_VARIANTS), or in
+fp16, where it applies, one of conv_pipelined.cu's (pipelined.VARIANTS).
 
 A tuning table, written by `tdn tune --backend cuda` on one GPU, holds for each convolution shape
 and precision the time of every variant and the fastest one. The plan reads the tables for the GPU
@@ -21,15 +22,19 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
+from typing import TypeAlias
 
-from tdn.backends.cuda.tiling import CONV_VARIANTS, ConvGeometry, ConvVariant, round_up
+from tdn.backends.cuda import pipelined
+from tdn.backends.cuda.pipelined import PipelinedVariant
+from tdn.backends.cuda.tiling import CONV_VARIANTS, SM_COUNT, ConvGeometry, ConvVariant, round_up
 
 from tdn.errors import TdnError
 
 FORMAT = 1
-# Streaming multiprocessors of the H100 SXM and of the H200 SXM (132 each, NVIDIA's H100 data sheet
-# and Hopper architecture whitepaper): a grid of fewer blocks leaves SMs idle.
-SM_COUNT = 132
+
+Variant: TypeAlias = ConvVariant | PipelinedVariant
+# Every variant of both kernels by name (the names are distinct), as tables name them.
+ALL_VARIANTS: dict[str, Variant] = {**CONV_VARIANTS, **pipelined.VARIANTS}
 
 
 class TuningError(TdnError):
@@ -59,8 +64,26 @@ def useful_fraction(geo: ConvGeometry) -> float:
     return geo.m_group * geo.pixels / (geo.m_pad * round_up(geo.pixels, variant.tile_n))
 
 
-def rule_choice(geo: ConvGeometry) -> ConvVariant:
-    """The variant without a measurement: the most useful work per SM-wave, i.e. the useful
+def candidates(geo: ConvGeometry, precision: str) -> dict[str, Variant]:
+    """The variants that can compute this convolution in this precision: conv.cu's always, and in
+    fp16 conv_pipelined.cu's where its channel rule holds (pipelined.unsupported_reason)."""
+    if precision == "fp16" and pipelined.unsupported_reason(geo) is None:
+        return dict(ALL_VARIANTS)
+    return dict(CONV_VARIANTS)
+
+
+def rule_choice(geo: ConvGeometry, precision: str = "fp32") -> Variant:
+    """The variant without a measurement. In fp16 where it applies, conv_pipelined.cu's rule: the
+    model's batch-64/256 fp16 rows are compute-bound at several hundred TFLOPS, which needs global
+    latency hidden behind the mma work (cp.async stages) and fragments without conversions
+    (ldmatrix of fp16 tiles), neither of which conv.cu has. Otherwise conv.cu's rule."""
+    if precision == "fp16" and pipelined.unsupported_reason(geo) is None:
+        return pipelined.rule_choice(geo)
+    return conv_rule_choice(geo)
+
+
+def conv_rule_choice(geo: ConvGeometry) -> ConvVariant:
+    """conv.cu's variant without a measurement: the most useful work per SM-wave, i.e. the useful
     fraction of the grid times the share of the GPU's SMs the grid can occupy (min(1, blocks /
     SM_COUNT)); ties go to the larger tile, which stages fewer bytes per FLOP (the performance
     model's memory rows). So a 7x7 map with 1024 filters at batch 1 (16 blocks of m64n64) gets the
@@ -100,10 +123,10 @@ def read_table(path: Path) -> Table:
         raise TuningError(f"{path}: expected \"gpu\" (text), \"interpreted\" (true/false) and \"shapes\"")
     for key, entry in shapes.items():
         times = entry.get("microseconds") if isinstance(entry, dict) else None
-        if (not isinstance(times, dict) or not times or any(name not in CONV_VARIANTS for name in times)
+        if (not isinstance(times, dict) or not times or any(name not in ALL_VARIANTS for name in times)
                 or not all(isinstance(t, (int, float)) and t > 0 for t in times.values())):
             raise TuningError(f"{path}: shape {key!r}: expected positive microseconds for known variants "
-                              f"({', '.join(CONV_VARIANTS)})")
+                              f"({', '.join(ALL_VARIANTS)})")
     return Table(gpu, interpreted, str(data.get("created", "")),
                  {key: dict(entry["microseconds"]) for key, entry in shapes.items()})
 
@@ -147,10 +170,12 @@ def best_variants(gpu: str) -> dict[str, str]:
     return best
 
 
-def chooser(best: Mapping[str, str], precision: str) -> Callable[[ConvGeometry], ConvVariant]:
-    """The plan's choice for each convolution: the table's where it holds the shape, else the rule's."""
-    def choose(geo: ConvGeometry) -> ConvVariant:
+def chooser(best: Mapping[str, str], precision: str) -> Callable[[ConvGeometry], Variant]:
+    """The plan's choice for each convolution: the table's where it holds the shape (and names a
+    variant that can compute it), else the rule's."""
+    def choose(geo: ConvGeometry) -> Variant:
         name = best.get(shape_key(geo, precision))
-        return CONV_VARIANTS[name] if name is not None else rule_choice(geo)
+        variants = candidates(geo, precision)
+        return variants[name] if name in variants else rule_choice(geo, precision)
 
     return choose

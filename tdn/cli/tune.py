@@ -78,9 +78,9 @@ def run(args: argparse.Namespace) -> int:
         raise TdnError(f"{output}: cannot write: {error.strerror or error}") from None
     best = table.best()
     print(f"{'shape':<48} {'best':<12} {'us':>10} {'rule':<12} {'rule us':>10}")
-    for key, (geo, _) in shapes.items():
-        rule = tuning.rule_choice(geo).name
+    for key, (geo, precision) in shapes.items():
+        rule = tuning.rule_choice(geo, precision).name
         print(f"{key:<48} {best[key]:<12} {times[key][best[key]]:>10.1f} {rule:<12} {times[key][rule]:>10.1f}")
-    agree = sum(best[key] == tuning.rule_choice(geo).name for key, (geo, _) in shapes.items())
+    agree = sum(best[key] == tuning.rule_choice(geo, precision).name for key, (geo, precision) in shapes.items())
     print(f"{gpu}: {len(shapes)} shapes, the rule's choice is the fastest on {agree}; table written to {output}")
     return 0
