@@ -716,6 +716,9 @@ class Plan:
         groups = tuple(fuse_groups(graph, _rules(chosen)) if fuse else [(node,) for node in graph.nodes])
         processes = processes and threads > 1
         start = _whole_batch_start(graph, groups) if batch > 1 and threads > 1 and fuse and not processes else None
+        if start is not None:  # the end's convolutions multiply the whole batch's tiles together
+            chosen |= {node.index: forced.get(node.index) or choose(node, batch) for group in groups[start:]
+                       for node in group if node.kind == "convolutional"}
         if start == 0:  # small maps throughout: all of it at once
             return cls._whole_batch(graph, batch, threads, groups, chosen, bands)
         tail = cls._whole_batch(graph, batch, threads, groups[start:], chosen, bands) if start else None
