@@ -32,6 +32,7 @@ Accuracy contract (tested): probabilities within 1e-4 relative of the plain `num
 from __future__ import annotations
 
 import functools
+import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -75,13 +76,14 @@ SMALL_MAPS_CHUNK = 4
 # A process team costs a fork once per plan and a process while the plan lives: worth it for runs
 # this long (Tiny Darknet 224x224 is 0.98 GFLOP an image); shorter ones use threads.
 MIN_PROCESS_FLOPS = 1e8
-# At batch > 1 in threads, the end of a network where every map has this many pixels or fewer
-# (connected layers included) runs once on the whole batch, its work split between the members
-# by filters, instead of per image in lanes: every matmul there reads all its weights for a few
-# rows (AlexNet's connected layers: 150 MB for one image), and the whole batch shares that read
-# (one core, 9216 x 4096 weights: 12.6 ms an image one at a time, 1.5 ms at 32 together).
-SMALL_MAP_PIXELS = 64
-MIN_END_SHARE = 0.02  # ...when that end does this share of the network's arithmetic or more
+# At batch > 1 in threads, the end of a network where every layer with weights is weight-bound
+# (connected layers; convolutions whose matmuls have no more rows than this per image and whose
+# weights outnumber the image's input and output there) runs once on the whole batch, its work
+# split between the members by filters, instead of per image in lanes: per image each matmul
+# reads all its weights for a few rows (AlexNet's connected layers: 150 MB for one image), and
+# the whole batch shares that read (one core, 9216 x 4096 weights: 12.6 ms an image one at a
+# time, 1.5 ms at 32 together). Layers with few weights stay per image, in cache.
+WEIGHT_BOUND_ROWS = 64
 
 def maxpool_nhwc(x: np.ndarray, size: int, stride: int, padding: int, out: np.ndarray,
                  scratch: np.ndarray | None) -> None:
@@ -683,7 +685,7 @@ class Plan:
     its own, `lanes` in all). chunk: images per pass. groups: the layers each step runs
     (fusion.py). algorithms: each convolution's. splits: each step's tasks, by its first node.
     processes: the team is forked processes (a Network's "processes" pool), else threads. tail:
-    the plan of the layers after `groups`, which run on the whole batch (see SMALL_MAP_PIXELS).
+    the plan of the layers after `groups`, which run on the whole batch (see WEIGHT_BOUND_ROWS).
     """
 
     graph: Graph
@@ -715,7 +717,7 @@ class Plan:
                   for node in graph.nodes if node.kind == "convolutional"}
         groups = tuple(fuse_groups(graph, _rules(chosen)) if fuse else [(node,) for node in graph.nodes])
         processes = processes and threads > 1
-        start = _whole_batch_start(graph, groups) if batch > 1 and threads > 1 and fuse and not processes else None
+        start = _whole_batch_start(groups, chosen) if batch > 1 and threads > 1 and fuse and not processes else None
         if start is not None:  # the end's convolutions multiply the whole batch's tiles together
             chosen |= {node.index: forced.get(node.index) or choose(node, batch) for group in groups[start:]
                        for node in group if node.kind == "convolutional"}
@@ -778,23 +780,38 @@ def _chunk_target(graph: Graph, groups: Sequence[Group], algorithms: Mapping[int
     return SMALL_MAPS_CHUNK if rows and min(rows) < MIN_ROWS_PER_PASS else CHUNK
 
 
-def _whole_batch_start(graph: Graph, groups: Sequence[Group]) -> int | None:
-    """Where the network's end on small maps starts (see SMALL_MAP_PIXELS): the first group from
-    which every group's first map is that small and no layer reads one before that group. None when
-    there is no such end or it does too little of the work (MIN_END_SHARE)."""
+def _whole_batch_start(groups: Sequence[Group], algorithms: Mapping[int, Algorithm]) -> int | None:
+    """Where the network's weight-bound end starts (see WEIGHT_BOUND_ROWS): the first group from
+    which every group with weights is weight-bound and no layer reads one before that group; None
+    when that end has no weights."""
     start = len(groups)
-    while start and _pixels(groups[start - 1][0]) <= SMALL_MAP_PIXELS:
+    while start and _weight_bound(groups[start - 1], algorithms) is not False:
         start -= 1
-    while start < len(groups) and any(source < groups[start][0].index for group in groups[start:]
-                                      for node in group for source in node.sources):
+    while start < len(groups) and _reads_before(groups[start:], groups):
         start += 1
-    end_flops = sum(node.layer.flops(node.in_shape, node.out_shape) for group in groups[start:] for node in group)
-    return start if start < len(groups) and end_flops and end_flops >= MIN_END_SHARE * graph.flops() else None
+    return start if any(_weight_bound(group, algorithms) for group in groups[start:]) else None
 
 
-def _pixels(node: Node) -> int:
-    _, h, w = node.out_shape
-    return h * w
+def _reads_before(end: Sequence[Group], groups: Sequence[Group]) -> bool:
+    """Whether a layer of `end` reads the output of a layer before it other than the one its first
+    layer reads (that one's, or one's that only layers computing nothing follow)."""
+    first = end[0][0].index
+    nodes = [node for group in groups for node in group]
+    return any(any(nodes[between].kind not in IDENTITY_KINDS for between in range(source + 1, first))
+               for group in end for node in group for source in node.sources if source < first)
+
+
+def _weight_bound(group: Group, algorithms: Mapping[int, Algorithm]) -> bool | None:
+    """Whether the group's matmul reads its weights for few rows per image (None: no weights)."""
+    first = group[0]
+    if first.kind == "connected":
+        return True
+    if first.kind != "convolutional":
+        return None
+    layer = first.layer_as(Convolutional)
+    rows = 1 if _averaged(group) else algorithms[first.index].rows(first)
+    weights = layer.size ** 2 * first.in_shape[0] * first.out_shape[0] // layer.groups
+    return rows <= WEIGHT_BOUND_ROWS and weights >= math.prod(first.in_shape) + math.prod(first.out_shape)
 
 
 def _rules(algorithms: Mapping[int, Algorithm]) -> list[Rule]:
