@@ -671,3 +671,53 @@ def test_a_route_through_layers_that_compute_nothing_reads_the_input():
     graph = graph_from_text("[net]\nchannels=2\nheight=3\nwidth=2\n\n[cost]\n\n[dropout]\n\n[route]\nlayers=1\n")
     x = _x(2, graph)
     np.testing.assert_array_equal(Executor.of(graph, [{}] * 3, 2).run(x), x)
+
+
+SHORTCUT_INTO_THE_END = """
+[net]
+channels=3
+height=24
+width=24
+
+[convolutional]
+filters=16
+size=3
+stride=2
+pad=1
+activation=leaky
+{extra}
+[convolutional]
+filters=256
+size=3
+stride=2
+pad=1
+activation=leaky
+
+[convolutional]
+filters=256
+size=3
+stride=1
+pad=1
+activation=linear
+
+[shortcut]
+from={source}
+activation=leaky
+
+[connected]
+output=10
+activation=linear
+"""
+
+
+@pytest.mark.parametrize(("extra", "source", "start"), [
+    ("", -3, 1),  # the shortcut reads the end's own input: the end starts at the strided convolution
+    ("\n[convolutional]\nfilters=16\nsize=1\nactivation=leaky\n", 0, 5),  # it reads further back: after it
+])
+def test_the_whole_batch_end_starts_after_every_layer_its_shortcuts_read(extra, source, start):
+    graph = graph_from_text(SHORTCUT_INTO_THE_END.format(extra=extra, source=source))
+    params = fold_params(graph, random_params(graph, 5))
+    plan = Executor.of(graph, params, 3, threads=2)
+    assert plan.tail is not None and plan.tail.steps[0].nodes[0].index == start
+    x = _x(3, graph)
+    np.testing.assert_allclose(plan.run(x), NumpyProgram(graph, params).run(x), rtol=1e-5, atol=1e-6)

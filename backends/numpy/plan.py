@@ -23,8 +23,12 @@ activation) as one task, each member runs its share of a phase's bands, and the 
 only between phases: a 1x1 convolution runs in the band of the layer before it, which wrote
 exactly its rows. At batch > 1 each core runs its share of the images through its own copy of
 the plan (a lane), band after band. Images go one at a time so that every buffer stays in
-cache. A linear 1x1 convolution before the global average pool runs on the averaged pixel
-(both are linear).
+cache. With threads, the network's weight-bound end (connected layers, many filters on small
+maps: WEIGHT_BOUND_ROWS) then runs once on the whole batch, every member computing a share of
+each layer's filters (the plan's `tail`), so that the batch shares each read of the weights and
+the algorithm is chosen by the batch's tiles. A connected layer's outputs are split between the
+members wherever they share a step. A linear 1x1 convolution before the global average pool
+runs on the averaged pixel (both are linear).
 
 Accuracy contract (tested): probabilities within 1e-4 relative of the plain `numpy` path.
 """
