@@ -294,7 +294,8 @@ def test_a_linear_1x1_convolution_before_the_average_pool_runs_on_the_averaged_p
     params = fold_params(graph, random_params(graph, 3))
     plan = Executor.of(graph, params, batch, threads=2)
     # Averaging first is exact only for a linear activation: leaky keeps its own steps.
-    averaged = [step for step in plan.steps if [n.kind for n in step.nodes] == ["convolutional", "avgpool"]]
+    steps = plan.steps + (plan.tail.steps if plan.tail else [])  # at batch 3 the end runs on the whole batch
+    averaged = [step for step in steps if [n.kind for n in step.nodes] == ["convolutional", "avgpool"]]
     assert len(averaged) == (1 if activation == "linear" else 0)
     x = _x(batch, graph)
     np.testing.assert_allclose(plan.run(x), NumpyProgram(graph, params).run(x),
@@ -480,7 +481,8 @@ def test_every_zoo_kind_runs_in_the_plan_and_matches_the_plain_path(batch, proce
     program = NumpyBackend().prepare(graph, params, batch, "fp32")
     assert isinstance(program, PlannedProgram)
     plan = Executor.of(graph, params, batch, threads=2, processes=processes)
-    assert {type(step).__name__ for step in plan.steps} >= {"_Shortcut", "_Connected", "_Layer", "_Conv"}
+    steps = plan.steps + (plan.tail.steps if plan.tail else [])  # at batch 3 the end runs on the whole batch
+    assert {type(step).__name__ for step in steps} >= {"_Shortcut", "_Connected", "_Layer", "_Conv"}
     x = _x(batch, graph)
     np.testing.assert_allclose(plan.run(x), NumpyProgram(graph, params).run(x),
                                rtol=PROBABILITY_RTOL, atol=PROBABILITY_ATOL)
@@ -555,16 +557,87 @@ def test_short_maps_with_many_filters_split_by_filters_at_batch_1(processes, poo
     np.testing.assert_allclose(plan.run(x), NumpyProgram(graph, params).run(x), rtol=1e-5, atol=1e-6)
 
 
-def test_networks_heavy_on_small_maps_take_several_images_per_pass():
+@pytest.mark.skipif(not PROCESSES_AVAILABLE, reason="needs Linux on x86-64")
+def test_networks_heavy_on_small_maps_take_several_images_per_pass_in_processes():
     graph = graph_from_text(SMALL_MAPS_MANY_FILTERS)
     params = fold_params(graph, random_params(graph, 4))
-    plan = Executor.of(graph, params, 8, threads=2)
-    assert plan.chunk == SMALL_MAPS_CHUNK and len(plan.lanes) == 2
-    assert Executor.of(graph, params, 4, threads=2).chunk == 2  # each member still gets a pass
+    plan = Executor.of(graph, params, 8, threads=2, processes=True)
+    assert plan.chunk == SMALL_MAPS_CHUNK and len(plan.lanes) == 2 and plan.tail is None
+    assert Executor.of(graph, params, 4, threads=2, processes=True).chunk == 2  # each member still gets a pass
     x = _x(8, graph)
     np.testing.assert_allclose(plan.run(x), NumpyProgram(graph, params).run(x), rtol=1e-5, atol=1e-6)
     tiny = load_graph(REPO / "cfg" / "tiny.cfg")
     assert Executor.of(tiny, fold_params(tiny, random_params(tiny, 1)), 8, threads=2).chunk == 1
+
+
+def test_small_maps_throughout_run_the_whole_batch_at_once_split_by_filters_in_threads():
+    graph = graph_from_text(SMALL_MAPS_MANY_FILTERS)
+    params = fold_params(graph, random_params(graph, 4))
+    plan = Executor.of(graph, params, 8, threads=2)
+    assert plan.chunk == 8 and len(plan.lanes) == 1 and plan.tail is None
+    assert [plan.plan.splits[group[0].index].by_filters for group in plan.plan.groups] == [True] * 4 + [False]
+    x = _x(8, graph)
+    np.testing.assert_allclose(plan.run(x), NumpyProgram(graph, params).run(x), rtol=1e-5, atol=1e-6)
+
+
+SMALL_MAPS_AT_THE_END = """
+[net]
+channels=3
+height=24
+width=24
+
+[convolutional]
+filters=16
+size=3
+stride=1
+pad=1
+activation=leaky
+
+[maxpool]
+size=2
+stride=2
+
+[convolutional]
+filters=256
+size=3
+stride=2
+pad=1
+activation=leaky
+
+[dropout]
+probability=.5
+
+[convolutional]
+filters=256
+size=1
+stride=1
+activation=relu
+
+[connected]
+output=300
+activation=leaky
+
+[softmax]
+"""
+
+
+@pytest.mark.parametrize("batch", [2, 5])
+def test_the_end_on_small_maps_runs_on_the_whole_batch_after_the_lanes(batch):
+    graph = graph_from_text(SMALL_MAPS_AT_THE_END)
+    params = fold_params(graph, random_params(graph, 4))
+    plan = Executor.of(graph, params, batch, threads=2)
+    assert [group[0].index for group in plan.plan.groups] == [0]  # conv + maxpool on 24x24, in lanes
+    assert plan.chunk == 1 and len(plan.lanes) == 2
+    tail = plan.tail
+    assert tail is not None and tail.chunk == batch and isinstance(tail.team, ThreadTeam)
+    assert [step.nodes[0].kind for step in tail.steps] == ["convolutional", "convolutional", "connected", "softmax"]
+    assert [len(step.tasks) for step in tail.steps] == [2, 2, 2, 1]  # filters and outputs split in two
+    x = _x(batch, graph)
+    want = NumpyProgram(graph, params).run(x)
+    np.testing.assert_allclose(plan.run(x), want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(plan.run(x[::-1].copy()), want[::-1], rtol=1e-5, atol=1e-6)  # buffers reused
+    assert Executor.of(graph, params, 1, threads=2).tail is None
+    assert Executor.of(graph, params, batch, threads=1).tail is None
 
 
 def test_the_plan_is_immutable_decisions_and_executors_run_it():
@@ -598,3 +671,53 @@ def test_a_route_through_layers_that_compute_nothing_reads_the_input():
     graph = graph_from_text("[net]\nchannels=2\nheight=3\nwidth=2\n\n[cost]\n\n[dropout]\n\n[route]\nlayers=1\n")
     x = _x(2, graph)
     np.testing.assert_array_equal(Executor.of(graph, [{}] * 3, 2).run(x), x)
+
+
+SHORTCUT_INTO_THE_END = """
+[net]
+channels=3
+height=24
+width=24
+
+[convolutional]
+filters=16
+size=3
+stride=2
+pad=1
+activation=leaky
+{extra}
+[convolutional]
+filters=256
+size=3
+stride=2
+pad=1
+activation=leaky
+
+[convolutional]
+filters=256
+size=3
+stride=1
+pad=1
+activation=linear
+
+[shortcut]
+from={source}
+activation=leaky
+
+[connected]
+output=10
+activation=linear
+"""
+
+
+@pytest.mark.parametrize(("extra", "source", "start"), [
+    ("", -3, 1),  # the shortcut reads the end's own input: the end starts at the strided convolution
+    ("\n[convolutional]\nfilters=16\nsize=1\nactivation=leaky\n", 0, 5),  # it reads further back: after it
+])
+def test_the_whole_batch_end_starts_after_every_layer_its_shortcuts_read(extra, source, start):
+    graph = graph_from_text(SHORTCUT_INTO_THE_END.format(extra=extra, source=source))
+    params = fold_params(graph, random_params(graph, 5))
+    plan = Executor.of(graph, params, 3, threads=2)
+    assert plan.tail is not None and plan.tail.steps[0].nodes[0].index == start
+    x = _x(3, graph)
+    np.testing.assert_allclose(plan.run(x), NumpyProgram(graph, params).run(x), rtol=1e-5, atol=1e-6)

@@ -142,7 +142,7 @@ GEMM, IM2COL, NCHW, WINOGRAD2, WINOGRAD4, PLAIN = Gemm(), Im2col(), Nchw(), Wino
 BY_NAME: dict[str, Algorithm] = {a.name: a for a in (GEMM, IM2COL, NCHW, WINOGRAD2, WINOGRAD4, PLAIN)}
 
 
-# Tiles per image that a Winograd tile size needs (measured on Darknet19's and darknet.cfg's
+# Tiles per pass that a Winograd tile size needs (measured on Darknet19's and darknet.cfg's
 # 16x16, 8x8 and 4x4 layers, one core: F(2x2) from 8x8 maps, F(4x4) from about 24x24).
 MIN_TILES = {4: 32, 2: 16}
 
@@ -151,8 +151,9 @@ def _tiles(h: int, w: int, m: int) -> int:
     return -(-h // m) * -(-w // m)
 
 
-def choose(node: Node) -> Algorithm:
-    """The convolution algorithm for a node, by shape (measured on Tiny Darknet's layers)."""
+def choose(node: Node, images: int = 1) -> Algorithm:
+    """The convolution algorithm for a node, by shape (measured on Tiny Darknet's layers) and by
+    the images multiplied together (a plan's pass): their tiles share each read of the kernel."""
     layer = node.layer_as(Convolutional)
     channels, _, _ = node.in_shape
     _, out_h, out_w = node.out_shape
@@ -162,12 +163,12 @@ def choose(node: Node) -> Algorithm:
         return GEMM
     if layer.size == 3 and layer.stride == 1 and layer.padding == 1 and channels >= 16:
         # F(4x4) saves the most arithmetic, but its transformed kernel is 4x the weights (1.8x for
-        # F(2x2)), read once per image: with few tiles its matmuls wait on that read. Its tiles
+        # F(2x2)), read once per pass: with few tiles its matmuls wait on that read. Its tiles
         # also overhang maps that are not multiples of 4: on 14x14 (15% or more waste), F(2x2) won.
         overhang = (-(-out_h // 4) * 4) * (-(-out_w // 4) * 4) / (out_h * out_w)
-        if overhang < 1.15 and _tiles(out_h, out_w, 4) >= MIN_TILES[4]:
+        if overhang < 1.15 and images * _tiles(out_h, out_w, 4) >= MIN_TILES[4]:
             return WINOGRAD4
-        if _tiles(out_h, out_w, 2) >= MIN_TILES[2]:
+        if images * _tiles(out_h, out_w, 2) >= MIN_TILES[2]:
             return WINOGRAD2
     # The first layer reads the image as it comes, NCHW: im2col then copies whole rows.
     return NCHW if node.index == 0 else IM2COL

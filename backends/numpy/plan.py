@@ -23,8 +23,12 @@ activation) as one task, each member runs its share of a phase's bands, and the 
 only between phases: a 1x1 convolution runs in the band of the layer before it, which wrote
 exactly its rows. At batch > 1 each core runs its share of the images through its own copy of
 the plan (a lane), band after band. Images go one at a time so that every buffer stays in
-cache. A linear 1x1 convolution before the global average pool runs on the averaged pixel
-(both are linear).
+cache. With threads, the network's weight-bound end (connected layers, many filters on small
+maps: WEIGHT_BOUND_ROWS) then runs once on the whole batch, every member computing a share of
+each layer's filters (the plan's `tail`), so that the batch shares each read of the weights and
+the algorithm is chosen by the batch's tiles. A connected layer's outputs are split between the
+members wherever they share a step. A linear 1x1 convolution before the global average pool
+runs on the averaged pixel (both are linear).
 
 Accuracy contract (tested): probabilities within 1e-4 relative of the plain `numpy` path.
 """
@@ -32,6 +36,7 @@ Accuracy contract (tested): probabilities within 1e-4 relative of the plain `num
 from __future__ import annotations
 
 import functools
+import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -75,6 +80,14 @@ SMALL_MAPS_CHUNK = 4
 # A process team costs a fork once per plan and a process while the plan lives: worth it for runs
 # this long (Tiny Darknet 224x224 is 0.98 GFLOP an image); shorter ones use threads.
 MIN_PROCESS_FLOPS = 1e8
+# At batch > 1 in threads, the end of a network where every layer with weights is weight-bound
+# (connected layers; convolutions whose matmuls have no more rows than this per image and whose
+# weights outnumber the image's input and output there) runs once on the whole batch, its work
+# split between the members by filters, instead of per image in lanes: per image each matmul
+# reads all its weights for a few rows (AlexNet's connected layers: 150 MB for one image), and
+# the whole batch shares that read (one core, 9216 x 4096 weights: 12.6 ms an image one at a
+# time, 1.5 ms at 32 together). Layers with few weights stay per image, in cache.
+WEIGHT_BOUND_ROWS = 64
 
 def maxpool_nhwc(x: np.ndarray, size: int, stride: int, padding: int, out: np.ndarray,
                  scratch: np.ndarray | None) -> None:
@@ -351,7 +364,10 @@ class _ConvBand:
             r0, r1 = q0 * pool_stride, q1 * pool_stride
         self.rows = r1 - r0
         if step.algorithm is GEMM:
-            self.x = step.x[:, r0:r1].reshape(n, -1, c)
+            # One (images x pixels, c) matmul where the rows of every image are contiguous: NumPy
+            # runs a stack of matrices as one BLAS call per image (measured 20% slower at 32 x 7x7).
+            whole = (r0, r1) == (0, oh) and step.x.flags.c_contiguous
+            self.x = step.x[:, r0:r1].reshape(1 if whole else n, -1, c)
             self.raw = take((n, self.rows, ow, f))
         elif step.algorithm is IM2COL:
             self.windows = [step.padded[:, r0 * s + i:(r1 - 1) * s + i + 1:s, j:(ow - 1) * s + j + 1:s]
@@ -572,23 +588,43 @@ class _Shortcut(_Step):
 
 
 class _Connected(_Step):
-    """Darknet's connected layer on the NHWC input: the weights' columns reordered once from CHW."""
+    """Darknet's connected layer on the NHWC input: the weights' columns reordered once from CHW.
+
+    With several members its outputs are split between them, each share of the weights a
+    contiguous matrix of its own: the layer reads far more weights than inputs (AlexNet's first,
+    150 MB), and two cores stream them faster than one.
+    """
 
     def __init__(self, node: Node, params: LayerParams, n: int, memory: _Memory):
         super().__init__((node,), n)
         self.layer = node.layer_as(Connected)
-        c, h, w = node.in_shape
-        self.matrix = memory.derived(node, "nhwc matrix", lambda: np.ascontiguousarray(  # (h*w*c, outputs)
-            params["weights"].reshape(-1, c, h, w).transpose(2, 3, 1, 0).reshape(h * w * c, -1)))
-        self.bias = params["biases"]
-        self.temp = np.empty((n, self.matrix.shape[1]), np.float32) if self.layer.activation == "leaky" else None
-        self.buffers += [self.matrix]
+        self.node, self.memory = node, memory
+        self.weights, self.bias = params["weights"], params["biases"]
 
-    def run(self) -> None:
-        out = self.out.reshape(self.n, -1)
-        np.matmul(self.x.reshape(self.n, -1), self.matrix, out=out)
-        np.add(out, self.bias, out=out)
-        _activate_into(out, self.layer.activation, out, self.temp)
+    def bind(self, x: np.ndarray, out: np.ndarray, parts: int) -> None:
+        self.x, self.out = x, out
+        outputs = self.bias.shape[0]
+        shares = _split(outputs, parts) if outputs >= MIN_FILTERS_PER_BAND * parts else [(0, outputs)]
+        self.tasks = [functools.partial(self._outputs, *self._share(o0, o1)) for o0, o1 in shares]
+
+    def _share(self, o0: int, o1: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+        """(matrix, bias, out, temp) of outputs [o0, o1): the matrix (h*w*c, o1 - o0), made once."""
+        c, h, w = self.node.in_shape
+        weights = self.weights
+
+        def make() -> np.ndarray:
+            nhwc = weights[o0:o1].reshape(-1, c, h, w).transpose(2, 3, 1, 0)
+            return np.ascontiguousarray(nhwc.reshape(h * w * c, -1))
+        matrix = self.memory.derived(self.node, f"nhwc matrix {o0}:{o1}", make)
+        self.buffers.append(matrix)
+        out = self.out.reshape(self.n, -1)[:, o0:o1]
+        temp = np.empty(out.shape, np.float32) if self.layer.activation == "leaky" else None
+        return matrix, self.bias[o0:o1], out, temp
+
+    def _outputs(self, matrix: np.ndarray, bias: np.ndarray, out: np.ndarray, temp: np.ndarray | None) -> None:
+        np.matmul(self.x.reshape(self.n, -1), matrix, out=out)
+        np.add(out, bias, out=out)
+        _activate_into(out, self.layer.activation, out, temp)
 
 
 class _Layer(_Step):
@@ -652,7 +688,8 @@ class Plan:
     them at batch 1; 1 at larger batches, where each member runs whole images through a lane of
     its own, `lanes` in all). chunk: images per pass. groups: the layers each step runs
     (fusion.py). algorithms: each convolution's. splits: each step's tasks, by its first node.
-    processes: the team is forked processes (a Network's "processes" pool), else threads.
+    processes: the team is forked processes (a Network's "processes" pool), else threads. tail:
+    the plan of the layers after `groups`, which run on the whole batch (see WEIGHT_BOUND_ROWS).
     """
 
     graph: Graph
@@ -667,6 +704,7 @@ class Plan:
     parts: int
     fused: bool
     processes: bool
+    tail: Plan | None = None
 
     @classmethod
     def make(cls, graph: Graph, batch: int, algorithms: dict[int, str] | None = None, fuse: bool = True,
@@ -678,26 +716,48 @@ class Plan:
         batch up to CHUNK (SMALL_MAPS_CHUNK for networks with heavy layers on small maps). bands:
         row bands per step (default: threads x BANDS_PER_THREAD at batch 1, at least MIN_BANDS)."""
         threads = threads or available_cores()
-        band_members = threads if batch == 1 else 1
-        parts = bands or max(band_members * BANDS_PER_THREAD, MIN_BANDS)
         forced = {index: BY_NAME[name] for index, name in (algorithms or {}).items()}
         chosen = {node.index: forced.get(node.index) or choose(node)
                   for node in graph.nodes if node.kind == "convolutional"}
+        groups = tuple(fuse_groups(graph, _rules(chosen)) if fuse else [(node,) for node in graph.nodes])
+        processes = processes and threads > 1
+        start = _whole_batch_start(groups, chosen) if batch > 1 and threads > 1 and fuse and not processes else None
+        if start is not None:  # the end's convolutions multiply the whole batch's tiles together
+            chosen |= {node.index: forced.get(node.index) or choose(node, batch) for group in groups[start:]
+                       for node in group if node.kind == "convolutional"}
+        if start == 0:  # small maps throughout: all of it at once
+            return cls._whole_batch(graph, batch, threads, groups, chosen, bands)
+        tail = cls._whole_batch(graph, batch, threads, groups[start:], chosen, bands) if start else None
+        groups = groups[:start]
+        band_members = threads if batch == 1 else 1
+        parts = bands or max(band_members * BANDS_PER_THREAD, MIN_BANDS)
         # Every member gets a pass of its own before passes grow.
-        most = max(1, min(batch // threads, _chunk_target(graph, chosen)))
+        most = max(1, min(batch // threads, _chunk_target(graph, groups, chosen)))
         chunk = chunk or max(d for d in range(1, most + 1) if batch % d == 0)
         if batch % chunk:
             raise ValueError(f"chunk {chunk} does not divide batch {batch}")
-        groups = tuple(fuse_groups(graph, _rules(chosen)) if fuse else [(node,) for node in graph.nodes])
         splits = {group[0].index: _split_of(group, chosen, band_members, parts) for group in groups}
         lanes = min(threads, batch // chunk) if band_members == 1 and threads > 1 and batch > chunk else 1
         return cls(graph, batch, threads, band_members, chunk, lanes, groups, chosen, splits, parts, fuse,
-                   processes and threads > 1)
+                   processes, tail)
+
+    @classmethod
+    def _whole_batch(cls, graph: Graph, batch: int, threads: int, groups: tuple[Group, ...],
+                     algorithms: Mapping[int, Algorithm], bands: int | None) -> Plan:
+        """The plan running `groups` on the whole batch in one pass, every member on each step."""
+        parts = bands or max(threads * BANDS_PER_THREAD, MIN_BANDS)
+        splits = {group[0].index: _split_of(group, algorithms, threads, parts) for group in groups}
+        return cls(graph, batch, threads, threads, batch, 1, groups, algorithms, splits, parts, True, False, None)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """(c, h, w) of what the plan's first step reads: the network's input, or where a head left off."""
+        return self.groups[0][0].in_shape if self.groups else self.graph.input_shape
 
     def lane(self) -> Plan:
         """The plan of one lane: its member's chunk of images, on its own (the same steps and
         splits: lanes exist only where each image runs on one member)."""
-        return replace(self, batch=self.chunk, threads=1, lanes=1, processes=False)
+        return replace(self, batch=self.chunk, threads=1, lanes=1, processes=False, tail=None)
 
 
 def _split_of(group: Group, algorithms: Mapping[int, Algorithm], band_members: int, parts: int) -> Split:
@@ -716,12 +776,46 @@ def _averaged(group: Group) -> bool:
     return len(group) == 2 and group[1].kind == "avgpool"
 
 
-def _chunk_target(graph: Graph, algorithms: Mapping[int, Algorithm]) -> int:
-    """Images per pass by the rows the heavy convolutions multiply per image (see CHUNK)."""
+def _chunk_target(graph: Graph, groups: Sequence[Group], algorithms: Mapping[int, Algorithm]) -> int:
+    """Images per pass by the rows the heavy convolutions of `groups` multiply per image (see CHUNK)."""
     total = graph.flops()
-    rows = [algorithms[node.index].rows(node) for node in graph.nodes
+    rows = [algorithms[node.index].rows(node) for group in groups for node in group
             if node.kind == "convolutional" and node.layer.flops(node.in_shape, node.out_shape) >= 0.02 * total]
     return SMALL_MAPS_CHUNK if rows and min(rows) < MIN_ROWS_PER_PASS else CHUNK
+
+
+def _whole_batch_start(groups: Sequence[Group], algorithms: Mapping[int, Algorithm]) -> int | None:
+    """Where the network's weight-bound end starts (see WEIGHT_BOUND_ROWS): the first group from
+    which every group with weights is weight-bound and no layer reads one before that group; None
+    when that end has no weights."""
+    start = len(groups)
+    while start and _weight_bound(groups[start - 1], algorithms) is not False:
+        start -= 1
+    while start < len(groups) and _reads_before(groups[start:], groups):
+        start += 1
+    return start if any(_weight_bound(group, algorithms) for group in groups[start:]) else None
+
+
+def _reads_before(end: Sequence[Group], groups: Sequence[Group]) -> bool:
+    """Whether a layer of `end` reads the output of a layer before it other than the one its first
+    layer reads (that one's, or one's that only layers computing nothing follow)."""
+    first = end[0][0].index
+    nodes = [node for group in groups for node in group]
+    return any(any(nodes[between].kind not in IDENTITY_KINDS for between in range(source + 1, first))
+               for group in end for node in group for source in node.sources if source < first)
+
+
+def _weight_bound(group: Group, algorithms: Mapping[int, Algorithm]) -> bool | None:
+    """Whether the group's matmul reads its weights for few rows per image (None: no weights)."""
+    first = group[0]
+    if first.kind == "connected":
+        return True
+    if first.kind != "convolutional":
+        return None
+    layer = first.layer_as(Convolutional)
+    rows = 1 if _averaged(group) else algorithms[first.index].rows(first)
+    weights = layer.size ** 2 * first.in_shape[0] * first.out_shape[0] // layer.groups
+    return rows <= WEIGHT_BOUND_ROWS and weights >= math.prod(first.in_shape) + math.prod(first.out_shape)
 
 
 def _rules(algorithms: Mapping[int, Algorithm]) -> list[Rule]:
@@ -734,8 +828,9 @@ class Executor:
     """A Plan's steps and buffers, and the team that runs them; not thread-safe (buffers are shared).
 
     workers: the Network's pool (workers.py) whose threads or processes run it (default: a pool of
-    its own, in threads). derived: the weight-derived arrays of the executor this one is a lane of
-    (see _Memory).
+    its own, in threads). derived: the weight-derived arrays of the executor this one is a lane or
+    the tail of (see _Memory). A plan with a tail has an executor for it (`tail`), into whose
+    input the lanes write their results.
     """
 
     def __init__(self, plan: Plan, params: Sequence[LayerParams], workers: Workers | None = None,
@@ -764,6 +859,7 @@ class Executor:
         if members > 1:
             work = self._run_bands if plan.band_members > 1 else self._run_lane
             self.team = self.workers_pool.team(members, work, self.processes)
+        self.tail = Executor(plan.tail, params, self.workers_pool, memory.derived_arrays) if plan.tail else None
         self.batch_buffers: list[np.ndarray] = []  # the batch's inputs and results, for process lanes
         if plan.band_members == 1 and self.processes and len(self.lanes) > 1:
             self.inputs = shared_zeros((plan.batch, *plan.graph.input_shape))
@@ -787,14 +883,14 @@ class Executor:
         return self.plan.algorithms
 
     def _build(self, params: Sequence[LayerParams], memory: _Memory) -> None:
-        plan, graph, n = self.plan, self.graph, self.chunk
+        plan, n = self.plan, self.chunk
         algorithms = dict(plan.algorithms)
         self.steps: list[_Step] = [STEPS[group[0].kind](group, params, n, algorithms, memory)
                                    for group in plan.groups if group[0].kind not in IDENTITY_KINDS]
         for step in self.steps:
             step.arena, step.shared_slot = self.arena, plan.band_members == 1
         # Each step writes where the next one reads; a reader that does not care gets a new buffer.
-        c, h, w = graph.input_shape
+        c, h, w = plan.input_shape
         first_input = self.steps[0].input if self.steps else None
         if first_input is None:
             first_input = memory.zeros((n, h, w, c))
@@ -829,10 +925,11 @@ class Executor:
 
     def _computed(self, index: int) -> int:
         """The node whose output node `index` outputs: itself, or the one before an identity layer
-        (-1: the input)."""
-        while index >= 0 and self.graph.nodes[index].kind in IDENTITY_KINDS:
+        (-1: the plan's input, a node before the plan's first one included)."""
+        first = self.plan.groups[0][0].index if self.plan.groups else 0
+        while index >= first and self.graph.nodes[index].kind in IDENTITY_KINDS:
             index -= 1
-        return index
+        return index if index >= first else -1
 
     def _phases(self) -> list[list[Callable[[], None]]]:
         """The steps' tasks grouped into phases, the threads meeting only between phases.
@@ -858,8 +955,9 @@ class Executor:
     def nbytes(self) -> int:
         """Bytes held by the plan's preallocated buffers (weights in their new layouts included, once)."""
         # Counted once: the arrays derived from the weights, which the lanes share.
-        arrays = {id(array): array for lane in self.lanes for step in lane.steps for array in step.buffers}
-        per_lane = sum(lane.first_input.nbytes + lane.arena.nbytes() for lane in self.lanes)
+        executors = self.lanes + ([self.tail] if self.tail else [])
+        arrays = {id(array): array for executor in executors for step in executor.steps for array in step.buffers}
+        per_lane = sum(executor.first_input.nbytes + executor.arena.nbytes() for executor in executors)
         return sum(array.nbytes for array in arrays.values()) + per_lane + sum(b.nbytes for b in self.batch_buffers)
 
     def _execute(self) -> None:
@@ -900,30 +998,42 @@ class Executor:
         if self.processes and os.getpid() != self.owner:
             raise TeamError("a plan with a process team runs only in the process that built it, not in a fork")
         with BLAS.limit(limits=1 if self.plan.threads > 1 else self.cores, user_api="blas"):
-            if self.team is None or self.plan.band_members > 1:
-                result = np.empty(self.result_shape, np.float32)
-                for start in range(0, self.batch, self.chunk):
+            if self.tail is None:
+                return self._run_batch(x, np.empty(self.result_shape, np.float32))
+            # The lanes write their results where the tail reads (NHWC through an NCHW view).
+            self._run_batch(x, self.tail.first_input.transpose(0, 3, 1, 2))
+            return self.tail._run_batch(None, np.empty(self.tail.result_shape, np.float32))
+
+    def _run_batch(self, x: np.ndarray | None, result: np.ndarray) -> np.ndarray:
+        """The plan's steps on the batch x (None: the first step's input is in place already, all
+        of the batch in one pass), their output written into result (batch, C', H', W')."""
+        if self.team is None or self.plan.band_members > 1:
+            for start in range(0, self.batch, self.chunk):
+                if x is not None:
                     self._load(x[start:start + self.chunk])
-                    if self.team is None:
-                        self._execute()
-                    else:
-                        self.team.run()
-                    np.copyto(result[start:start + self.chunk], self.last_output.transpose(0, 3, 1, 2))
-                return result
-            if self.processes:  # helpers read the batch and write their results in shared memory
-                np.copyto(self.inputs, x)
-                self.team.run()
-                return self.results.copy()
-            self.inputs, self.results = x, np.empty(self.result_shape, np.float32)
-            try:
-                self.team.run()
-                return self.results
-            finally:
-                del self.inputs, self.results  # the caller's array and the result, not kept beyond the run
+                if self.team is None:
+                    self._execute()
+                else:
+                    self.team.run()
+                np.copyto(result[start:start + self.chunk], self.last_output.transpose(0, 3, 1, 2))
+            return result
+        if self.processes:  # helpers read the batch and write their results in shared memory
+            np.copyto(self.inputs, x)
+            self.team.run()
+            np.copyto(result, self.results)
+            return result
+        self.inputs, self.results = x, result
+        try:
+            self.team.run()
+            return result
+        finally:
+            del self.inputs, self.results  # the caller's array and the result, not kept beyond the run
 
     @property
     def result_shape(self) -> tuple[int, int, int, int]:
         """(batch, C', H', W'): what run returns."""
+        if self.tail is not None:
+            return self.tail.result_shape
         _, h, w, c = self.last_output.shape
         return self.batch, c, h, w
 
