@@ -1017,6 +1017,7 @@ class Executor:
                     self.team.run()
                 np.copyto(result[start:start + self.chunk], self.last_output.transpose(0, 3, 1, 2))
             return result
+        assert x is not None  # only a whole-batch tail starts in place, and it runs in bands (above)
         if self.processes:  # helpers read the batch and write their results in shared memory
             np.copyto(self.inputs, x)
             self.team.run()
