@@ -3,7 +3,8 @@
 Every activation buffer is NHWC (channels fastest), so that a convolution's GEMM depth, which runs
 over (ky, kx, channel), reads consecutive channels of a cell from consecutive addresses. Buffers
 hold float32 in fp32 and tf32 networks and float16 in fp16 ones (half the bytes each layer moves);
-arithmetic is float32 in every kernel. Weights stay float32.
+arithmetic is float32 in every kernel. Conv and connected weights are stored as the activations
+(float16 in fp16 networks); biases and batch-norm scales stay float32.
 
 The backend contract speaks float32 NCHW (tdn.backend.Program): conversions happen at the edges,
 on the device for run's input and output (kernels/convert.cu), on the host for run_layers'
