@@ -1,7 +1,7 @@
 """The planned NumPy path (backends/numpy/plan.py) against the plain layer-by-layer path.
 
 Tolerance: probabilities within 1e-4 relative (1e-7 absolute for the tiny ones); every
-algorithm reorders float32 sums and Winograd F(4x4) multiplies by constants up to 8.
+algorithm reorders float32 sums and Winograd F(4x4, 3x3) and F(2x2, 5x5) multiply by constants up to 8.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import os
 
 import numpy as np
 import pytest
-from tdn.backends.numpy.algorithms import GEMM, NCHW, PLAIN, Winograd, choose
+from tdn.backends.numpy.algorithms import GEMM, IM2COL, NCHW, PLAIN, WINOGRAD2_5X5, Winograd, choose
 from tdn.backends.numpy.backend import NumpyBackend, NumpyProgram
 from tdn.backends.numpy.cores import available_cores
 from tdn.backends.numpy.memory import shared_zeros
@@ -114,6 +114,71 @@ def test_every_3x3_algorithm_matches_the_plain_path(algorithm, h, w):
     np.testing.assert_allclose(plan.run(x), NumpyProgram(graph, params).run(x),
                                rtol=PROBABILITY_RTOL, atol=PROBABILITY_ATOL,
                                err_msg=f"{algorithm} at {h}x{w}")
+
+
+FIVE_BY_FIVE = """
+[net]
+channels=3
+height={h}
+width={w}
+
+[convolutional]
+filters=16
+size=3
+stride=1
+pad=1
+activation=relu
+
+[convolutional]
+batch_normalize=1
+filters={filters}
+size=5
+stride=1
+pad=1
+activation=leaky
+
+[maxpool]
+size={pool}
+stride=2
+
+[convolutional]
+filters=8
+size=5
+stride=1
+pad=1
+activation=linear
+
+[avgpool]
+
+[softmax]
+"""
+
+
+@pytest.mark.parametrize("algorithm", ["im2col", "winograd2-5x5"])
+@pytest.mark.parametrize(("batch", "h", "w", "filters", "pool"),
+                         [(1, 27, 27, 256, 3), (3, 13, 10, 24, 2), (2, 9, 22, 20, 3), (1, 6, 5, 32, 2)])
+def test_every_5x5_algorithm_matches_the_plain_path(algorithm, batch, h, w, filters, pool):
+    # Odd sizes leave part of the last tiles outside the map; 256 filters at batch 1 split the
+    # layer between the threads by filters; both pools follow a fused convolution.
+    graph = graph_from_text(FIVE_BY_FIVE.format(h=h, w=w, filters=filters, pool=pool))
+    params = fold_params(graph, random_params(graph, 3))
+    x = _x(batch, graph)
+    forced = {node.index: algorithm for node in graph.nodes if node.kind == "convolutional" and node.layer.size == 5}
+    plan = Executor.of(graph, params, batch, algorithms=forced)
+    assert {plan.algorithms[i].name for i in forced} == {algorithm}
+    np.testing.assert_allclose(plan.run(x), NumpyProgram(graph, params).run(x),
+                               rtol=PROBABILITY_RTOL, atol=PROBABILITY_ATOL, err_msg=f"{algorithm} at {h}x{w}")
+
+
+def test_5x5_winograd_is_chosen_where_it_applies_and_refuses_other_geometry():
+    alexnet = graph_from_text(FIVE_BY_FIVE.format(h=27, w=27, filters=256, pool=3))
+    assert choose(alexnet.nodes[1]) is WINOGRAD2_5X5  # 16 channels in, 27x27: AlexNet's second layer
+    assert choose(alexnet.nodes[3]) is WINOGRAD2_5X5
+    unpadded = graph_from_text(FIVE_BY_FIVE.format(h=27, w=27, filters=256, pool=3).replace("pad=1", "pad=0"))
+    assert choose(unpadded.nodes[1]) is IM2COL
+    assert "5x5, stride 1, pad 2" in WINOGRAD2_5X5.refusal(unpadded.nodes[1])
+    tiny_map = graph_from_text(FIVE_BY_FIVE.format(h=4, w=4, filters=256, pool=3))
+    assert choose(tiny_map.nodes[1]) is IM2COL  # 4 tiles: too few to pay for the transforms
 
 
 def test_unfused_plan_matches_every_layer_of_the_plain_path():

@@ -51,7 +51,7 @@ from tdn.backends.numpy.layer_table import FAST
 from tdn.backends.numpy.memory import large_page_zeros, shared_zeros
 from tdn.backends.numpy.softmax import softmax
 from tdn.backends.numpy.team import BLAS, ProcessTeam, TeamError, ThreadTeam
-from tdn.backends.numpy.winograd import Winograd3x3
+from tdn.backends.numpy.winograd import WinogradConv
 from tdn.backends.numpy.workers import Workers
 
 from tdn.backend import LayerParams, Program
@@ -386,8 +386,8 @@ class _ConvBand:
         else:
             m = step.m
             t0, t1 = r0 // m, -(-r1 // m)
-            self.winograd = Winograd3x3(self.weights, n, (t1 - t0) * m, ow, m, allocate=take,
-                                        padded_input=step.padded[:, t0 * m:t1 * m + 2], kernel=self.kernel)
+            self.winograd = WinogradConv(self.weights, n, (t1 - t0) * m, ow, m, allocate=take,
+                                         padded_input=step.padded[:, t0 * m:t1 * m + k - 1], kernel=self.kernel)
         self.scratch = None
         self.row_pairs: np.ndarray | None = None
         if step.pool is not None:
@@ -416,8 +416,8 @@ class _ConvBand:
     def _fuse_winograd_epilogue(self, n: int, f: int, ow: int, pooled_rows: int) -> None:
         """Add the bias before the output transform, and fuse a 2x2 pool into the tile reordering.
 
-        Column 1 of A^T is all ones (both tile sizes), so adding b to the products at tile position
-        (1, 1) adds b to every output of the tile: one add over 1/(m+2)^2 of the products instead
+        Column 1 of A^T is all ones (every tile size: point 1), so adding b to the products at tile
+        position (1, 1) adds b to every output of the tile: one add over 1/a^2 of the products instead
         of a pass over the output. A fused 2x2 pool reads the four parities of every tile from the
         output transform's result directly instead of a reordered copy. (Stacking 0.1 x the
         transform for leaky, to finish with one maximum, was measured slower.)
@@ -428,7 +428,7 @@ class _ConvBand:
         if pool is not None and not (pool.size == pool.stride == 2 and pool.padding // 2 == 0 and self.scratch is None):
             self.epilogue = None  # another pool: the plain copy, then maxpool_nhwc
             return
-        self.bias_position = wg.products[m + 3]  # position (1, 1) of the (m+2) x (m+2) tile
+        self.bias_position = wg.products[wg.a + 1]  # position (1, 1) of the a x a tile
         # (m, m, n, th, tw, f) -> (n, th, m, tw, m, f): tile order, lazily.
         self.tiled = wg.output.reshape(m, m, n, th, tw, f).transpose(2, 3, 0, 4, 1, 5)
         if pool is not None:

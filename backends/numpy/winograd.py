@@ -1,13 +1,15 @@
-"""Winograd F(m x m, 3 x 3) convolution (Lavin & Gray, 2015) as three BLAS matmuls.
+"""Winograd F(m x m, r x r) convolution (Lavin & Gray, 2015) as three BLAS matmuls.
 
-A 3x3 stride-1 convolution computed on (m+2) x (m+2) input tiles needs (m+2)^2 products per
-output tile instead of 9 m^2: 2.25x fewer for m=2, 4x fewer for m=4. Each step is a matmul
+An r x r stride-1 convolution computed on a x a input tiles, a = m + r - 1, needs a^2 products
+per output tile instead of r^2 m^2: for 3x3, 2.25x fewer with m=2 and 4x fewer with m=4; for
+5x5 (AlexNet's second layer), 2.8x fewer with m=2. Each step is a matmul
 so that BLAS runs it on every core: the input and output transforms are the Kronecker
 products of the 1-D transforms applied to all tiles at once, and the per-tile products are
 one batched matmul over the (m+2)^2 tile positions. Layout is NHWC throughout.
 
-Accuracy: F(2x2) adds at most a few ulps; F(4x4) has transform constants up to 8 and loses
-about one more decimal digit, still far inside the backend's 1e-4 bound on probabilities.
+Accuracy: F(2x2, 3x3) adds at most a few ulps; F(4x4, 3x3) and F(2x2, 5x5) interpolate at the
+same six points (0, +-1, +-2 and infinity), with constants up to 8, and lose about one more
+decimal digit, still far inside the backend's 1e-4 bound on probabilities.
 """
 
 from __future__ import annotations
@@ -17,38 +19,47 @@ from collections.abc import Callable
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-# The 1-D transforms (input B^T, kernel G, output A^T) for each output tile size m.
+# The 1-D transforms (input B^T, kernel G, output A^T) for each output tile size m and kernel
+# size r. B^T depends only on the interpolation points: F(4, 3) and F(2, 5) share theirs.
+_SIX_POINTS = [[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
+               [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]]
 _TRANSFORMS = {
-    2: (
+    (2, 3): (
         [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]],
         [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]],
         [[1, 1, 1, 0], [0, 1, -1, -1]],
     ),
-    4: (
-        [[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
-         [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]],
+    (4, 3): (
+        _SIX_POINTS,
         [[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
          [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]],
         [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]],
     ),
+    (2, 5): (
+        _SIX_POINTS,
+        # Row j: the powers of point j over the product of its differences to the other points.
+        [[1 / 4, 0, 0, 0, 0], [-1 / 6, -1 / 6, -1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6, 1 / 6, -1 / 6],
+         [1 / 24, 1 / 12, 1 / 6, 1 / 3, 2 / 3], [1 / 24, -1 / 12, 1 / 6, -1 / 3, 2 / 3], [0, 0, 0, 0, 1]],
+        [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 1]],
+    ),
 }
-TILE_SIZES = tuple(_TRANSFORMS)
-SEPARABLE = frozenset({4})  # tile sizes whose transforms run as two 1-D passes
+SHAPES = tuple(_TRANSFORMS)  # the (m, r) pairs there are transforms for
+SEPARABLE = frozenset({(4, 3), (2, 5)})  # whose 2-D transforms run as two 1-D passes (six points: measured faster)
 
 
 def transform_kernel(weights: np.ndarray, m: int) -> np.ndarray:
-    """(filters, c, 3, 3) -> U, (a*a, c, filters) with U[i*a+j] = (G w G^T)[i, j], a = m + 2."""
-    g = np.array(_TRANSFORMS[m][1], np.float64)
-    filters, c = weights.shape[:2]
+    """(filters, c, r, r) -> U, (a*a, c, filters) with U[i*a+j] = (G w G^T)[i, j], a = m + r - 1."""
+    filters, c, r = weights.shape[:3]
+    g = np.array(_TRANSFORMS[m, r][1], np.float64)
     u = np.einsum("ik,fckl,jl->ijcf", g, weights.astype(np.float64), g)
-    return np.ascontiguousarray(u.reshape((m + 2) ** 2, c, filters), np.float32)
+    return np.ascontiguousarray(u.reshape((m + r - 1) ** 2, c, filters), np.float32)
 
 
-class Winograd3x3:
-    """One 3x3, stride-1, pad-1 convolution layer at one batch and input size.
+class WinogradConv:
+    """One r x r, stride-1 convolution padded by (r - 1) / 2, at one batch and input size.
 
-    `padded_input` is the (n, tiles_h*m + 2, tiles_w*m + 2, c) buffer this layer reads: the
-    producer writes the image into [:, 1:h+1, 1:w+1] and the rest stays zero. run() returns
+    `padded_input` is the (n, tiles_h*m + r - 1, tiles_w*m + r - 1, c) buffer this layer reads:
+    the producer writes the image into [:, p:h+p, p:w+p], p = (r - 1) / 2, and the rest stays zero. run() returns
     the output plus bias as an (n, tiles_h*m, tiles_w*m, filters) array; [:, :h, :w] is valid.
 
     A caller that splits a layer into bands of tile rows passes each band its rows of a shared
@@ -61,20 +72,20 @@ class Winograd3x3:
     def __init__(self, weights: np.ndarray, n: int, h: int, w: int, m: int, *,
                  padded_input: np.ndarray | None = None, kernel: np.ndarray | None = None,
                  allocate: Callable[[tuple[int, ...]], np.ndarray] | None = None):
-        bt, _, at = (np.array(t, np.float64) for t in _TRANSFORMS[m])
-        filters, c = weights.shape[:2]
-        a = m + 2
-        self.m, self.n, self.c, self.filters = m, n, c, filters
+        filters, c, r = weights.shape[:3]
+        bt, _, at = (np.array(t, np.float64) for t in _TRANSFORMS[m, r])
+        a = m + r - 1
+        self.m, self.a, self.n, self.c, self.filters = m, a, n, c, filters
         self.tiles_h, self.tiles_w = -(-h // m), -(-w // m)
         tiles = n * self.tiles_h * self.tiles_w
         self.kernel = transform_kernel(weights, m) if kernel is None else kernel
-        # F(4x4): the 2-D transforms as two passes of the 1-D ones (a matmul per axis) do a third
-        # of the Kronecker product's arithmetic and measured faster; for F(2x2) the Kronecker won.
-        self.separable = m in SEPARABLE
+        # F(4x4, 3x3): the 2-D transforms as two passes of the 1-D ones (a matmul per axis) do a
+        # third of the Kronecker product's arithmetic and measured faster; for F(2x2, 3x3) the Kronecker won.
+        self.separable = (m, r) in SEPARABLE
         self.bt, self.at = bt.astype(np.float32), at.astype(np.float32)
         self.input_transform = np.kron(bt, bt).astype(np.float32)  # (a*a, a*a)
         self.output_transform = np.kron(at, at).astype(np.float32)  # (m*m, a*a)
-        shape = (n, self.tiles_h * m + 2, self.tiles_w * m + 2, c)
+        shape = (n, self.tiles_h * m + r - 1, self.tiles_w * m + r - 1, c)
         if padded_input is None:
             padded_input = np.zeros(shape, np.float32)
         elif padded_input.shape != shape:
@@ -141,7 +152,7 @@ class Winograd3x3:
 
     def output_transform_into(self, products: np.ndarray, out: np.ndarray) -> None:
         """A^T P A for every tile and filter: products (a*a, X) -> out (m*m, X), position-major."""
-        m, a = self.m, self.m + 2
+        m, a = self.m, self.a
         if self.separable:
             assert self._half is not None  # allocated for the separable transforms
             np.matmul(self.at, products.reshape(a, -1), out=self._half)
@@ -159,8 +170,7 @@ class Winograd3x3:
         return self._output
 
     def run(self, bias: np.ndarray) -> np.ndarray:
-        m, n, th, tw = self.m, self.n, self.tiles_h, self.tiles_w
-        a = m + 2
+        m, a, n, th, tw = self.m, self.a, self.n, self.tiles_h, self.tiles_w
         self.transformed_products()
         self.output_transform_into(self._products.reshape(a * a, -1), self._output)
         # (m, m, n, th, tw, f) -> (n, th, m, tw, m, f) = (n, th*m, tw*m, f), bias added on the way.
