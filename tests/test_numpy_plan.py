@@ -380,6 +380,53 @@ def test_a_1x1_convolution_runs_in_the_bands_of_the_layer_before_it():
                                rtol=PROBABILITY_RTOL, atol=PROBABILITY_ATOL)
 
 
+OVERLAPPING_POOLS = """
+[net]
+channels=3
+height={h}
+width=37
+
+[convolutional]
+filters=16
+size=11
+stride=4
+pad=0
+activation=relu
+
+[maxpool]
+size=3
+stride=2
+padding=0
+
+[convolutional]
+filters=24
+size=3
+stride=1
+pad=1
+activation=leaky
+
+[maxpool]
+size=3
+stride=2
+padding=0
+
+[avgpool]
+"""
+
+
+@pytest.mark.parametrize(("h", "algorithm"), [(227, "winograd2"), (227, "winograd4"), (197, "im2col")])
+def test_bands_under_overlapping_pool_windows_compute_the_rows_they_share(h, algorithm):
+    # A 3x3 pool at stride 2 (AlexNet's): each band computes the conv rows its windows read,
+    # the row between two bands twice, instead of the whole layer running on one thread.
+    graph = graph_from_text(OVERLAPPING_POOLS.format(h=h))
+    params = fold_params(graph, random_params(graph, 5))
+    plan = Executor.of(graph, params, 1, threads=2, algorithms={2: algorithm})
+    assert len(plan.steps[0].row_bands) > 1 and len(plan.steps[1].row_bands) > 1
+    x = _x(1, graph)
+    np.testing.assert_allclose(plan.run(x), NumpyProgram(graph, params).run(x),
+                               rtol=PROBABILITY_RTOL, atol=PROBABILITY_ATOL)
+
+
 @pytest.mark.parametrize("batch", [1, 3])
 def test_bands_share_working_memory_only_when_they_never_run_at_once(batch):
     # batch 1: the bands of one phase run at once and need their own slots; a later step's band

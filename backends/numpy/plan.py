@@ -288,8 +288,9 @@ class _Conv(_Step):
         if self.pool is None:
             return tile
         pool = self.pool.layer_as(Maxpool)
-        # Bands that share no conv row: windows that tile the rows, inside the input, whole tiles.
-        if (pool.size != pool.stride or pool.padding // 2 or tile % pool.stride and tile != 1
+        # Bands start on whole tiles, and their windows stay inside the input; overlapping windows
+        # (3x3 at stride 2) make neighbouring bands both compute the conv rows they share.
+        if (pool.padding // 2 or tile % pool.stride and tile != 1
                 or _pool_scratch(self.n, self.node.out_shape, self.pool) is not None):
             return None
         return max(1, tile // pool.stride)
@@ -360,8 +361,8 @@ class _ConvBand:
         elif whole:
             r0, r1 = 0, oh
         else:
-            pool_stride = step.pool.layer_as(Maxpool).stride
-            r0, r1 = q0 * pool_stride, q1 * pool_stride
+            pool = step.pool.layer_as(Maxpool)
+            r0, r1 = q0 * pool.stride, (q1 - 1) * pool.stride + pool.size
         self.rows = r1 - r0
         if step.algorithm is GEMM:
             # One (images x pixels, c) matmul where the rows of every image are contiguous: NumPy
