@@ -427,6 +427,89 @@ def test_bands_under_overlapping_pool_windows_compute_the_rows_they_share(h, alg
                                rtol=PROBABILITY_RTOL, atol=PROBABILITY_ATOL)
 
 
+SHORTCUTS = """
+[net]
+channels=3
+height={h}
+width=20
+
+[convolutional]
+filters=16
+size=3
+stride=1
+pad=1
+activation=leaky
+
+[convolutional]
+filters=16
+size=3
+stride=1
+pad=1
+activation=linear
+
+[shortcut]
+from=-2
+activation=leaky
+
+[convolutional]
+filters=24
+size=3
+stride=2
+pad=1
+activation=linear
+
+[shortcut]
+from=-2
+alpha=0.5
+beta=2
+activation=relu
+
+[upsample]
+stride=2
+
+[convolutional]
+filters=8
+size=1
+stride=1
+activation=linear
+
+[shortcut]
+from=-4
+activation=linear
+
+[convolutional]
+filters=16
+size=1
+stride=1
+activation=leaky
+
+[avgpool]
+"""
+
+
+@pytest.mark.parametrize("h", [44, 24])
+def test_a_shortcut_runs_in_the_bands_of_the_layer_before_it(h):
+    # Equal shapes; Darknet's sampling from a larger source (stride 2, fewer channels) and from a
+    # smaller one (sample 2): each band adds the rows it wrote, no meeting point between the two.
+    graph = graph_from_text(SHORTCUTS.format(h=h))
+    params = fold_params(graph, random_params(graph, 7))
+    plan = Executor.of(graph, params, 1, threads=2)
+    shortcuts = [step for step in plan.steps if step.nodes[0].kind == "shortcut"]
+    assert len(shortcuts) == 3
+    assert all(len(step.row_bands) > 1 for step in shortcuts)
+    before = {id(step.out): step for step in plan.steps}
+    chained = [step for step in shortcuts if getattr(before.get(id(step.x)), "row_bands", None) == step.row_bands]
+    assert len(chained) >= 2
+    assert len(plan.phases) <= len(plan.steps) - len(chained)
+    x = _x(1, graph)
+    np.testing.assert_allclose(plan.run(x), NumpyProgram(graph, params).run(x),
+                               rtol=PROBABILITY_RTOL, atol=PROBABILITY_ATOL)
+    unfused = PlannedProgram(graph, params, 1).run_layers(x)
+    for node, got, want in zip(graph.nodes, unfused, NumpyProgram(graph, params).run_layers(x), strict=True):
+        if node.kind == "shortcut":
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5, err_msg=f"layer {node.index}")
+
+
 @pytest.mark.parametrize("batch", [1, 3])
 def test_bands_share_working_memory_only_when_they_never_run_at_once(batch):
     # batch 1: the bands of one phase run at once and need their own slots; a later step's band

@@ -555,19 +555,21 @@ class _Shortcut(_Step):
         super().__init__((node,), n)
         self.layer = node.layer_as(Shortcut)
 
-    def bind(self, x: np.ndarray, out: np.ndarray, parts: int) -> None:
+    follows_rows = True  # output rows [r0, r1) read only rows [r0, r1) of x: any bands will do
+
+    def bind(self, x: np.ndarray, out: np.ndarray, parts: int, rows: list[tuple[int, int]] | None = None) -> None:
+        """As _Step.bind; `rows`: the row bands to use (those of the step that writes x)."""
         self.x, self.out = x, out
         c, h, w = self.nodes[0].in_shape
         source = self.sources[0]
-        overlap = self.layer.overlap((c, h, w), (source.shape[3], *source.shape[1:3]))
+        self.overlap = self.layer.overlap((c, h, w), (source.shape[3], *source.shape[1:3]))
         self.whole = source.shape[1:] == (h, w, c)  # else Darknet's overlap: fewer channels, sampling
         self.plain_sum = self.layer.alpha == 1 and self.layer.beta == 1
-        bands = _split(h, parts) if self.whole else [(0, h)]
+        self.row_bands = rows or _split(h, parts)
         self.temps = [np.empty(out[:, r0:r1].shape, np.float32) if self.layer.activation == "leaky" else None
-                      for r0, r1 in bands]
+                      for r0, r1 in self.row_bands]
         self.tasks = [functools.partial(self._rows, r0, r1, temp)
-                      for (r0, r1), temp in zip(bands, self.temps, strict=True)]
-        self.overlap = overlap
+                      for (r0, r1), temp in zip(self.row_bands, self.temps, strict=True)]
 
     def _rows(self, r0: int, r1: int, temp: np.ndarray | None) -> None:
         layer, out = self.layer, self.out[:, r0:r1]
@@ -581,9 +583,10 @@ class _Shortcut(_Step):
                 out += beta * added
         else:  # Darknet's sampling: the overlap, every `sample`-th cell of x, every `stride`-th of the source
             channels, height, width, stride, sample = self.overlap
-            np.copyto(out, self.x)
-            region = out[:, ::sample, ::sample, :channels][:, :height, :width]
-            added = self.sources[0][:, ::stride, ::stride, :channels][:, :height, :width]
+            np.copyto(out, self.x[:, r0:r1])
+            first, last = -(-r0 // sample), min(height, -(-r1 // sample))  # overlap rows i: r0 <= i*sample < r1
+            region = self.out[:, first * sample:last * sample:sample, ::sample, :channels][:, :, :width]
+            added = self.sources[0][:, first * stride:last * stride:stride, ::stride, :channels][:, :, :width]
             region[...] = alpha * region + beta * added
         _activate_into(out, layer.activation, out, temp)
 
@@ -935,14 +938,16 @@ class Executor:
     def _phases(self) -> list[list[Callable[[], None]]]:
         """The steps' tasks grouped into phases, the threads meeting only between phases.
 
-        A 1x1 convolution after a banded one takes the same row bands, each band running right
+        A step whose output rows read only the same rows of its input (a 1x1 convolution, a
+        shortcut) after a step banded by rows takes the same row bands, each band running right
         after the band that wrote its rows; consecutive single-task steps run as one task.
         """
         phases: list[list[Callable[[], None]]] = []
         previous: _Step | None = None
         for step in self.steps:
-            if (self.plan.parts > 1 and isinstance(step, _Conv) and step.follows_rows
-                    and isinstance(previous, _Conv) and len(getattr(previous, "row_bands", ())) > 1):
+            if (self.plan.parts > 1 and isinstance(step, (_Conv, _Shortcut)) and step.follows_rows
+                    and previous is not None and step.x is previous.out
+                    and len(getattr(previous, "row_bands", ())) > 1):
                 step.bind(step.x, step.out, self.plan.parts, rows=previous.row_bands)
                 phases[-1] = [_chain(first, second) for first, second in zip(phases[-1], step.tasks, strict=True)]
             elif phases and len(phases[-1]) == 1 and len(step.tasks) == 1:
