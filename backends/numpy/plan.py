@@ -945,10 +945,10 @@ class Executor:
         phases: list[list[Callable[[], None]]] = []
         previous: _Step | None = None
         for step in self.steps:
+            bands: list[tuple[int, int]] = getattr(previous, "row_bands", [])
             if (self.plan.parts > 1 and isinstance(step, (_Conv, _Shortcut)) and step.follows_rows
-                    and previous is not None and step.x is previous.out
-                    and len(getattr(previous, "row_bands", ())) > 1):
-                step.bind(step.x, step.out, self.plan.parts, rows=previous.row_bands)
+                    and previous is not None and step.x is previous.out and len(bands) > 1):
+                step.bind(step.x, step.out, self.plan.parts, rows=bands)
                 phases[-1] = [_chain(first, second) for first, second in zip(phases[-1], step.tasks, strict=True)]
             elif phases and len(phases[-1]) == 1 and len(step.tasks) == 1:
                 phases[-1] = [_chain(phases[-1][0], step.tasks[0])]
