@@ -551,11 +551,11 @@ class _Shortcut(_Step):
     """alpha * input + beta * an earlier output, then the activation, in row bands at batch 1
     when the two have the same shape (Darknet's sampling between shapes runs as one band)."""
 
+    follows_rows = True  # output rows [r0, r1) read only rows [r0, r1) of x: any bands will do
+
     def __init__(self, node: Node, n: int):
         super().__init__((node,), n)
         self.layer = node.layer_as(Shortcut)
-
-    follows_rows = True  # output rows [r0, r1) read only rows [r0, r1) of x: any bands will do
 
     def bind(self, x: np.ndarray, out: np.ndarray, parts: int, rows: list[tuple[int, int]] | None = None) -> None:
         """As _Step.bind; `rows`: the row bands to use (those of the step that writes x)."""

@@ -5,7 +5,7 @@ per output tile instead of r^2 m^2: for 3x3, 2.25x fewer with m=2 and 4x fewer w
 5x5 (AlexNet's second layer), 2.8x fewer with m=2. Each step is a matmul
 so that BLAS runs it on every core: the input and output transforms are the Kronecker
 products of the 1-D transforms applied to all tiles at once, and the per-tile products are
-one batched matmul over the (m+2)^2 tile positions. Layout is NHWC throughout.
+one batched matmul over the a^2 tile positions. Layout is NHWC throughout.
 
 Accuracy: F(2x2, 3x3) adds at most a few ulps; F(4x4, 3x3) and F(2x2, 5x5) interpolate at the
 same six points (0, +-1, +-2 and infinity), with constants up to 8, and lose about one more
@@ -43,7 +43,6 @@ _TRANSFORMS = {
         [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 1]],
     ),
 }
-SHAPES = tuple(_TRANSFORMS)  # the (m, r) pairs there are transforms for
 SEPARABLE = frozenset({(4, 3), (2, 5)})  # whose 2-D transforms run as two 1-D passes (six points: measured faster)
 
 
