@@ -23,6 +23,7 @@ from tdn.backends.numpy.softmax import softmax
 
 from tdn.activations import ACTIVATIONS
 from tdn.graph import graph_from_text
+from tdn.layers.connected import weights_in_hwc_order
 from tdn.layers.convolutional import Convolutional
 from tdn.layers.crop import Crop
 from tdn.layers.maxpool import Maxpool
@@ -221,7 +222,7 @@ def test_connected_at_the_benchmark_batches(batch):
     bias = rng.standard_normal(1000).astype(np.float32)
     y = _empty((batch, 1000, 1, 1))
     # The NHWC input reads flat in HWC order: the weights permuted as the program uploads them.
-    kernels.connected(_activations(x), _device(layout.connected_weights(weights, x.shape[1:])), _device(bias), y,
+    kernels.connected(_activations(x), _device(weights_in_hwc_order(weights, x.shape[1:])), _device(bias), y,
                       "leaky")
     np.testing.assert_allclose(_host(y).reshape(batch, -1), formulas.connected(x, weights, bias, "leaky"),
                                rtol=1e-4, atol=1e-5)

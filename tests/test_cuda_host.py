@@ -33,6 +33,7 @@ from tdn.backends.numpy.convolution import im2col
 from tdn.activations import ACTIVATIONS
 from tdn.graph import graph_from_text, load_graph
 from tdn.layers.base import Layer
+from tdn.layers.connected import weights_in_hwc_order
 from tdn.layers.convolutional import Convolutional
 from tdn.layers.crop import Crop
 from tdn.layers.shortcut import Shortcut
@@ -195,12 +196,12 @@ def test_connected_weights_follow_the_nhwc_input():
     rng = np.random.default_rng(6)
     x = rng.standard_normal((2, 3, 4, 5)).astype(np.float32)
     weights = rng.standard_normal((7, 60)).astype(np.float32)
-    permuted = layout.connected_weights(weights, (3, 4, 5))
+    permuted = weights_in_hwc_order(weights, (3, 4, 5))
     np.testing.assert_allclose(layout.to_nhwc(x).reshape(2, -1) @ permuted.T, x.reshape(2, -1) @ weights.T,
                                rtol=1e-5, atol=1e-5)
     assert not np.array_equal(permuted, weights)
     with pytest.raises(ValueError, match=r"expected \(7, 61\)"):
-        layout.connected_weights(weights, (61, 1, 1))
+        weights_in_hwc_order(weights, (61, 1, 1))
 
 
 def test_plan_uses_plain_softmax_without_avgpool():
