@@ -122,14 +122,14 @@ def test_packed_weights_times_im2col_is_the_convolution(channels_per_group, filt
     columns = columns.reshape(2, groups, channels_per_group, size, size, -1).transpose(0, 1, 3, 4, 2, 5)
     columns = columns.reshape(2, groups, geo.k_group, -1)
     out = np.einsum("gkm,ngkp->ngmp", packed[:, :geo.k_group, :geo.m_group], columns)
-    expected = np.stack([
-        sum(np.einsum("oij,nij->no", weights[f:f + 1, ci],
-                      np.pad(x[:, f // filters_per_group * channels_per_group + ci],
-                             ((0, 0), (padding, padding), (padding, padding)))
-                      [:, oy * stride:oy * stride + size, ox * stride:ox * stride + size])[:, 0]
-            for ci in range(channels_per_group))
-        for f in range(m) for oy in range(geo.out_h) for ox in range(geo.out_w)], axis=1)
-    np.testing.assert_allclose(out.reshape(2, -1), expected, rtol=1e-4, atol=1e-4)
+    # The convolution from its definition: each output cell, the window under it times the filter.
+    padded = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (size, size), axis=(2, 3))
+    windows = windows[:, :, ::stride, ::stride][:, :, :geo.out_h, :geo.out_w]  # (n, c, oy, ox, ky, kx)
+    windows = windows.reshape(2, groups, channels_per_group, geo.out_h, geo.out_w, size, size)
+    expected = np.einsum("gfcij,ngcyxij->ngfyx", weights.reshape(groups, filters_per_group, channels_per_group,
+                                                                 size, size), windows)
+    np.testing.assert_allclose(out.reshape(2, -1), expected.reshape(2, -1), rtol=1e-4, atol=1e-4)
 
 
 def test_pack_weights_rejects_a_wrong_shape():
