@@ -116,8 +116,7 @@ class Network:
         """(C,H,W) -> (classes,); (N,C,H,W) -> (N, classes). float32, any H and W the cfg allows."""
         batch = self._batch(x)
         out = self.program(*batch.shape[0:1], *batch.shape[2:]).run(batch)
-        out = np.array(out, dtype=np.float32).reshape(len(batch), -1)
-        return out[0] if x.ndim == 3 else out
+        return self._unbatched(out, len(batch), x.ndim == 3)
 
     def predict_pixels(self, pixels: np.ndarray) -> np.ndarray:
         """Like predict, for decoded images given as their pixels: (H,W,C) -> (classes,);
@@ -132,8 +131,13 @@ class Network:
         if batch.shape[3] != self.graph.net.channels:
             raise ValueError(f"expected {self.graph.net.channels} channels, got pixels {pixels.shape}")
         out = self.program(*batch.shape[0:3]).run_pixels(batch)
-        out = np.array(out, dtype=np.float32).reshape(len(batch), -1)
-        return out[0] if pixels.ndim == 3 else out
+        return self._unbatched(out, len(batch), pixels.ndim == 3)
+
+    @staticmethod
+    def _unbatched(out: np.ndarray, batch: int, single: bool) -> np.ndarray:
+        """A program's output as float32 (batch, classes), or (classes,) for a single image."""
+        out = np.array(out, dtype=np.float32).reshape(batch, -1)
+        return out[0] if single else out
 
     def predict_layers(self, x: np.ndarray) -> list[np.ndarray]:
         """Every layer's output for a (N,C,H,W) or (C,H,W) input, batch axis kept as given."""

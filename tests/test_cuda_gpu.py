@@ -23,6 +23,7 @@ from tdn.backends.numpy.softmax import softmax
 
 from tdn.activations import ACTIVATIONS
 from tdn.graph import graph_from_text
+from tdn.layers.connected import weights_in_hwc_order
 from tdn.layers.convolutional import Convolutional
 from tdn.layers.crop import Crop
 from tdn.layers.maxpool import Maxpool
@@ -34,6 +35,7 @@ from tdn.weights import random_params
 from tests import cuda_formulas as formulas
 from tests.conftest import CUDA_INTERPRETED, CUDA_REASON
 from tests.test_cli import PAGE
+from tests.test_zoo import CFGS, DISTINCT, small_cfg_text
 
 pytestmark = [pytest.mark.gpu, pytest.mark.usefixtures("cuda_device"),
               pytest.mark.skipif(CUDA_REASON is not None, reason=f"no GPU, no interpreter: {CUDA_REASON}")]
@@ -221,7 +223,7 @@ def test_connected_at_the_benchmark_batches(batch):
     bias = rng.standard_normal(1000).astype(np.float32)
     y = _empty((batch, 1000, 1, 1))
     # The NHWC input reads flat in HWC order: the weights permuted as the program uploads them.
-    kernels.connected(_activations(x), _device(layout.connected_weights(weights, x.shape[1:])), _device(bias), y,
+    kernels.connected(_activations(x), _device(weights_in_hwc_order(weights, x.shape[1:])), _device(bias), y,
                       "leaky")
     np.testing.assert_allclose(_host(y).reshape(batch, -1), formulas.connected(x, weights, bias, "leaky"),
                                rtol=1e-4, atol=1e-5)
@@ -392,31 +394,18 @@ def test_classify_cli_tensor_core_precisions_keep_the_top_class(shared, precisio
     assert top.split(": ", 1)[1] == "malamute"
 
 
-# The zoo at a small input size where interpreted (the layers' kinds and options as in the cfg),
-# at the cfg's own on a GPU: cfg text replaced, since Darknet refuses to resize some of them.
-SMALL = {"tiny": {"width=224": "width=64", "height=224": "height=64"},
-         "darknet": {"width=256": "width=64", "height=256": "height=64"},
-         "darknet19": {"width=256": "width=64", "height=256": "height=64"},
-         "darknet19_448": {"width=448": "width=64", "height=448": "height=64"},
-         "extraction": {"width=224": "width=64", "height=224": "height=64"},
-         "darknet53": {"width=256": "width=64", "height=256": "height=64"},
-         "resnet18": {"width=256": "width=64", "height=256": "height=64"},
-         "resnet50": {"width=256": "width=64", "height=256": "height=64"},
-         "alexnet": {"width=227": "width=67", "height=227": "height=67"},
-         "vgg-16": {"width=256": "width=64", "height=256": "height=64", "crop_width=224": "crop_width=48",
-                    "crop_height=224": "crop_height=48"}}
+# Interpreted, the zoo at its small input (test_zoo.SMALL), one cfg per mix of layers: there
+# darknet19_448 is darknet19, and darknet53's layers are the ResNets' convolutions and shortcuts (its
+# linear shortcut activation: test_shortcut_matches_formula). On a GPU, every cfg at its own size.
+ZOO = [name for name in DISTINCT if name != "darknet53"] if CUDA_INTERPRETED else list(CFGS)
 
 
 @pytest.mark.usefixtures("one_schedule")
-@pytest.mark.parametrize("name", sorted(SMALL))
+@pytest.mark.parametrize("name", ZOO)
 def test_zoo_networks_match_numpy_layer_by_layer(shared, name):
     """Every layer kind of the zoo (connected, shortcut, route, crop...) through the whole CUDA
     plan, against the numpy backend on the same random weights."""
-    text = (shared / "cfg" / f"{name}.cfg").read_text()
-    if CUDA_INTERPRETED:
-        for old, new in SMALL[name].items():
-            assert old in text, f"{name}.cfg has no {old}"
-            text = text.replace(old, new)
+    text = small_cfg_text(shared, name) if CUDA_INTERPRETED else (shared / "cfg" / f"{name}.cfg").read_text()
     graph = graph_from_text(text, f"{name}.cfg")
     params = random_params(graph)
     x = np.random.default_rng(0).random((2, *graph.input_shape), np.float32)

@@ -33,6 +33,7 @@ from tdn.backends.numpy.convolution import im2col
 from tdn.activations import ACTIVATIONS
 from tdn.graph import graph_from_text, load_graph
 from tdn.layers.base import Layer
+from tdn.layers.connected import weights_in_hwc_order
 from tdn.layers.convolutional import Convolutional
 from tdn.layers.crop import Crop
 from tdn.layers.shortcut import Shortcut
@@ -121,14 +122,14 @@ def test_packed_weights_times_im2col_is_the_convolution(channels_per_group, filt
     columns = columns.reshape(2, groups, channels_per_group, size, size, -1).transpose(0, 1, 3, 4, 2, 5)
     columns = columns.reshape(2, groups, geo.k_group, -1)
     out = np.einsum("gkm,ngkp->ngmp", packed[:, :geo.k_group, :geo.m_group], columns)
-    expected = np.stack([
-        sum(np.einsum("oij,nij->no", weights[f:f + 1, ci],
-                      np.pad(x[:, f // filters_per_group * channels_per_group + ci],
-                             ((0, 0), (padding, padding), (padding, padding)))
-                      [:, oy * stride:oy * stride + size, ox * stride:ox * stride + size])[:, 0]
-            for ci in range(channels_per_group))
-        for f in range(m) for oy in range(geo.out_h) for ox in range(geo.out_w)], axis=1)
-    np.testing.assert_allclose(out.reshape(2, -1), expected, rtol=1e-4, atol=1e-4)
+    # The convolution from its definition: each output cell, the window under it times the filter.
+    padded = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (size, size), axis=(2, 3))
+    windows = windows[:, :, ::stride, ::stride][:, :, :geo.out_h, :geo.out_w]  # (n, c, oy, ox, ky, kx)
+    windows = windows.reshape(2, groups, channels_per_group, geo.out_h, geo.out_w, size, size)
+    expected = np.einsum("gfcij,ngcyxij->ngfyx", weights.reshape(groups, filters_per_group, channels_per_group,
+                                                                 size, size), windows)
+    np.testing.assert_allclose(out.reshape(2, -1), expected.reshape(2, -1), rtol=1e-4, atol=1e-4)
 
 
 def test_pack_weights_rejects_a_wrong_shape():
@@ -195,12 +196,12 @@ def test_connected_weights_follow_the_nhwc_input():
     rng = np.random.default_rng(6)
     x = rng.standard_normal((2, 3, 4, 5)).astype(np.float32)
     weights = rng.standard_normal((7, 60)).astype(np.float32)
-    permuted = layout.connected_weights(weights, (3, 4, 5))
+    permuted = weights_in_hwc_order(weights, (3, 4, 5))
     np.testing.assert_allclose(layout.to_nhwc(x).reshape(2, -1) @ permuted.T, x.reshape(2, -1) @ weights.T,
                                rtol=1e-5, atol=1e-5)
     assert not np.array_equal(permuted, weights)
     with pytest.raises(ValueError, match=r"expected \(7, 61\)"):
-        layout.connected_weights(weights, (61, 1, 1))
+        weights_in_hwc_order(weights, (61, 1, 1))
 
 
 def test_plan_uses_plain_softmax_without_avgpool():

@@ -6,6 +6,7 @@ scales the reference data uses), written to a temporary folder, one network at a
 deleted after its test. numpy and numpy-exact must agree within the fast path's contract
 (probabilities within 1e-4 relative, 1e-7 absolute); numpy-exact runs every network in
 letterbox mode and the cheaper ones in every mode, to keep this file near a minute and a half.
+The dog runs through darknet19 for darknet19_448 too: the same layers at 448x448 (checked here).
 """
 
 from __future__ import annotations
@@ -30,6 +31,22 @@ MODES = ("letterbox", "resize_min", "stretch")
 NOT_RESIZABLE = {"alexnet", "vgg-16", "resnet18", "resnet50"}
 # numpy-exact in every mode only where it takes about a second; in letterbox mode for all.
 EXACT_EVERY_MODE = {"tiny", "darknet", "resnet18", "alexnet"}
+# darknet19_448 is darknet19's layers at 448x448 (test_darknet19_448_is_darknet19_at_448): checks
+# that the cfg's input size does not change run darknet19 for both.
+DISTINCT = tuple(name for name in CFGS if name != "darknet19_448")
+# A smaller input for each cfg (the layers' kinds and options as in the cfg), for checks where the
+# size is irrelevant: cfg text replaced, since Darknet refuses to resize some of them.
+SMALL = {"tiny": {"width=224": "width=64", "height=224": "height=64"},
+         "darknet": {"width=256": "width=64", "height=256": "height=64"},
+         "darknet19": {"width=256": "width=64", "height=256": "height=64"},
+         "darknet19_448": {"width=448": "width=64", "height=448": "height=64"},
+         "extraction": {"width=224": "width=64", "height=224": "height=64"},
+         "darknet53": {"width=256": "width=64", "height=256": "height=64"},
+         "resnet18": {"width=256": "width=64", "height=256": "height=64"},
+         "resnet50": {"width=256": "width=64", "height=256": "height=64"},
+         "alexnet": {"width=227": "width=67", "height=227": "height=67"},
+         "vgg-16": {"width=256": "width=64", "height=256": "height=64", "crop_width=224": "crop_width=48",
+                    "crop_height=224": "crop_height=48"}}
 
 # Darknet's "Bn ops" for these networks (darknet.c numops: convolutions plus 2*inputs*outputs
 # per connected layer), the figures of its ImageNet classifier page.
@@ -95,10 +112,20 @@ def weights_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("zoo-weights")
 
 
-def make_weights(shared, folder, name):
+def small_cfg_text(shared, name: str) -> str:
+    """The cfg's text at its SMALL input."""
+    text = (shared / "cfg" / f"{name}.cfg").read_text()
+    for old, new in SMALL[name].items():
+        assert old in text, f"{name}.cfg has no {old}"
+        text = text.replace(old, new)
+    return text
+
+
+def make_weights(shared, folder, name, cfg=None):
+    """make_weights.py's weights for the zoo cfg `name`, or for the cfg file `cfg` standing for it."""
     path = folder / f"{name}.weights"
-    command = [sys.executable, str(shared / "tools" / "make_weights.py"), str(shared / "cfg" / f"{name}.cfg"),
-               str(path), "--seed", "1"]
+    cfg = cfg or shared / "cfg" / f"{name}.cfg"
+    command = [sys.executable, str(shared / "tools" / "make_weights.py"), str(cfg), str(path), "--seed", "1"]
     if name in RESIDUAL_SCALE:
         command += ["--residual-scale", str(RESIDUAL_SCALE[name])]
     subprocess.run(command, check=True, capture_output=True)
@@ -119,7 +146,13 @@ def test_summary_is_darknets_layer_table(shared, name):
     assert lines[-1] == f"Total BFLOPs {TOTAL_BFLOPS[name]:.3f}"
 
 
-@pytest.mark.parametrize("name", CFGS)
+def test_darknet19_448_is_darknet19_at_448(shared):
+    big, darknet19 = (load_graph(shared / "cfg" / f"{name}.cfg") for name in ("darknet19_448", "darknet19"))
+    assert [node.layer for node in big.nodes] == [node.layer for node in darknet19.nodes]
+    assert (big.input_shape, darknet19.input_shape) == ((3, 448, 448), (3, 256, 256))
+
+
+@pytest.mark.parametrize("name", DISTINCT)
 def test_dog_through_both_numpy_backends(shared, weights_dir, name):
     weights = make_weights(shared, weights_dir, name)
     try:

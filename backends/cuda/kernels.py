@@ -244,7 +244,7 @@ def connected(x, weights, bias, y, activation: str) -> None:
     """y = act(x @ weights.T + bias): weights (outputs, inputs); x holds `inputs` values per image,
     y `outputs`, in any shape (batch, ...); x, y and weights of one storage type, bias float32. An
     NHWC input is read flat in HWC order, so weights in Darknet's CHW order go through
-    layout.connected_weights first."""
+    tdn.layers.connected.weights_in_hwc_order first."""
     if len(weights.shape) != 2:
         raise ValueError(f"connected weights: expected (outputs, inputs), got shape {tuple(weights.shape)}")
     outputs, inputs = weights.shape

@@ -9,8 +9,8 @@ arithmetic is float32 in every kernel. Conv and connected weights are stored as 
 The backend contract speaks float32 NCHW (tdn.backend.Program): conversions happen at the edges,
 on the device for run's input and output (kernels/convert.cu), on the host for run_layers'
 downloads. Darknet's [connected] and [softmax] read their input flat in CHW order: the connected
-weights' input axis is permuted once at upload (connected_weights), and softmax.cuh indexes its
-groups in CHW order.
+weights' input axis is permuted once at upload (tdn.layers.connected.weights_in_hwc_order), and
+softmax.cuh indexes its groups in CHW order.
 """
 
 from __future__ import annotations
@@ -39,16 +39,6 @@ def to_nhwc(array: np.ndarray) -> np.ndarray:
 def to_nchw(array: np.ndarray) -> np.ndarray:
     """(N, H, W, C) of any storage type -> (N, C, H, W) float32, C-contiguous."""
     return np.ascontiguousarray(array.transpose(0, 3, 1, 2), np.float32)
-
-
-def connected_weights(weights: np.ndarray, in_shape: Sequence[int]) -> np.ndarray:
-    """(outputs, C*H*W) with inputs in Darknet's CHW order -> the same weights with inputs in the
-    NHWC buffer's HWC order, so that the kernel reads its input flat."""
-    c, h, w = in_shape
-    outputs = weights.shape[0]
-    if weights.shape != (outputs, c * h * w):
-        raise ValueError(f"connected weights have shape {weights.shape}, expected ({outputs}, {c * h * w})")
-    return np.ascontiguousarray(weights.reshape(outputs, c, h, w).transpose(0, 2, 3, 1).reshape(outputs, -1))
 
 
 def entry(base: str, dtype: np.dtype) -> str:

@@ -38,6 +38,7 @@ from tdn.backends.cuda.tiling import ConvGeometry
 
 from tdn.backend import LayerParams, Program
 from tdn.image import BYTE_TO_FLOAT
+from tdn.layers.connected import weights_in_hwc_order
 
 
 def _to_device(array: np.ndarray) -> Any:
@@ -94,7 +95,7 @@ def _softmax(program: CudaProgram, step: Step, inputs: list, outputs: list) -> N
 
 
 def _upload_connected(step: Step, params: LayerParams, storage: np.dtype) -> tuple[Any, ...]:
-    weights = layout.connected_weights(params["weights"], step.nodes[0].in_shape)
+    weights = weights_in_hwc_order(params["weights"], step.nodes[0].in_shape)
     return device().upload(weights, storage), _to_device(params["biases"])
 
 

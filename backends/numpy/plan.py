@@ -58,7 +58,7 @@ from tdn.backend import LayerParams, Program
 from tdn.fusion import CONV_AVGPOOL, CONV_MAXPOOL, IDENTITY_KINDS, Group, Rule
 from tdn.fusion import fuse as fuse_groups
 from tdn.graph import Graph, Node
-from tdn.layers.connected import Connected
+from tdn.layers.connected import Connected, weights_in_hwc_order
 from tdn.layers.convolutional import Convolutional
 from tdn.layers.maxpool import Maxpool
 from tdn.layers.shortcut import Shortcut
@@ -613,12 +613,10 @@ class _Connected(_Step):
 
     def _share(self, o0: int, o1: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
         """(matrix, bias, out, temp) of outputs [o0, o1): the matrix (h*w*c, o1 - o0), made once."""
-        c, h, w = self.node.in_shape
-        weights = self.weights
+        weights, in_shape = self.weights, self.node.in_shape
 
         def make() -> np.ndarray:
-            nhwc = weights[o0:o1].reshape(-1, c, h, w).transpose(2, 3, 1, 0)
-            return np.ascontiguousarray(nhwc.reshape(h * w * c, -1))
+            return np.ascontiguousarray(weights_in_hwc_order(weights[o0:o1], in_shape).T)  # x @ matrix
         matrix = self.memory.derived(self.node, f"nhwc matrix {o0}:{o1}", make)
         self.buffers.append(matrix)
         out = self.out.reshape(self.n, -1)[:, o0:o1]

@@ -62,3 +62,13 @@ class Connected(Layer):
 
     def flops(self, in_shape: Shape, out_shape: Shape) -> float:
         return 2.0 * int(np.prod(in_shape)) * self.outputs
+
+
+def weights_in_hwc_order(weights: np.ndarray, in_shape: Shape) -> np.ndarray:
+    """(outputs, C*H*W) with inputs in Darknet's CHW order -> the same weights with inputs in HWC
+    order, for backends that keep activations NHWC and read a connected layer's input flat."""
+    c, h, w = in_shape
+    outputs = weights.shape[0]
+    if weights.shape != (outputs, c * h * w):
+        raise ValueError(f"connected weights have shape {weights.shape}, expected ({outputs}, {c * h * w})")
+    return np.ascontiguousarray(weights.reshape(outputs, c, h, w).transpose(0, 2, 3, 1).reshape(outputs, -1))
