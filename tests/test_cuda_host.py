@@ -200,6 +200,8 @@ def test_connected_weights_follow_the_nhwc_input():
     np.testing.assert_allclose(layout.to_nhwc(x).reshape(2, -1) @ permuted.T, x.reshape(2, -1) @ weights.T,
                                rtol=1e-5, atol=1e-5)
     assert not np.array_equal(permuted, weights)
+    inputs_first = weights_in_hwc_order(weights, (3, 4, 5), inputs_first=True)
+    assert inputs_first.flags.c_contiguous and np.array_equal(inputs_first, permuted.T)
     with pytest.raises(ValueError, match=r"expected \(7, 61\)"):
         weights_in_hwc_order(weights, (61, 1, 1))
 

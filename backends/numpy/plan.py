@@ -616,7 +616,7 @@ class _Connected(_Step):
         weights, in_shape = self.weights, self.node.in_shape
 
         def make() -> np.ndarray:
-            return np.ascontiguousarray(weights_in_hwc_order(weights[o0:o1], in_shape).T)  # x @ matrix
+            return weights_in_hwc_order(weights[o0:o1], in_shape, inputs_first=True)  # x @ matrix
         matrix = self.memory.derived(self.node, f"nhwc matrix {o0}:{o1}", make)
         self.buffers.append(matrix)
         out = self.out.reshape(self.n, -1)[:, o0:o1]

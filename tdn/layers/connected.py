@@ -64,11 +64,15 @@ class Connected(Layer):
         return 2.0 * int(np.prod(in_shape)) * self.outputs
 
 
-def weights_in_hwc_order(weights: np.ndarray, in_shape: Shape) -> np.ndarray:
+def weights_in_hwc_order(weights: np.ndarray, in_shape: Shape, inputs_first: bool = False) -> np.ndarray:
     """(outputs, C*H*W) with inputs in Darknet's CHW order -> the same weights with inputs in HWC
-    order, for backends that keep activations NHWC and read a connected layer's input flat."""
+    order, for backends that keep activations NHWC and read a connected layer's input flat; as
+    (H*W*C, outputs) when `inputs_first` (for x @ weights). One contiguous copy either way."""
     c, h, w = in_shape
     outputs = weights.shape[0]
     if weights.shape != (outputs, c * h * w):
         raise ValueError(f"connected weights have shape {weights.shape}, expected ({outputs}, {c * h * w})")
-    return np.ascontiguousarray(weights.reshape(outputs, c, h, w).transpose(0, 2, 3, 1).reshape(outputs, -1))
+    hwc = weights.reshape(outputs, c, h, w).transpose(0, 2, 3, 1)
+    if inputs_first:
+        return np.ascontiguousarray(hwc.transpose(1, 2, 3, 0)).reshape(h * w * c, outputs)
+    return np.ascontiguousarray(hwc).reshape(outputs, h * w * c)
