@@ -252,7 +252,8 @@ def table(report: dict) -> str:
              f"load average {report['load_average_before']:.2f} before, {report['load_average_after']:.2f} after.",
              f"tdn {report['tdn_commit']}; " + "; ".join(versions) + ".",
              "BLAS: " + "; ".join(f"{p.get('internal_api')} {p.get('version')} ({p.get('threading_layer')}, "
-                                   f"{p.get('num_threads')} threads)" for p in report["threadpools"]) + ".", ""]
+                                   f"{p.get('num_threads')} threads, {p.get('architecture')} kernels)"
+                                   for p in report["threadpools"]) + ".", ""]
     for name, why in sorted(report["skipped"].items()):
         lines.append(f"Skipped: {name}: {why}")
     systems = [s for s in SYSTEMS if any(r["name"] == s for r in report["results"])]

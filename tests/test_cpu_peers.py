@@ -39,6 +39,9 @@ def test_a_subset_writes_json_and_a_table(tmp_path):
     assert report["machine"]["cores"] >= 1 and "onnxruntime" in " ".join(r["version"] for r in report["results"])
     table = json_path.with_suffix(".md").read_text()
     assert "## steady" in table and "## idle" in table and "| small | 2 |" in table
+    # Which BLAS kernels ran (AVX2 or AVX-512 ones): ratios from different machines differ by them.
+    architectures = {pool.get("architecture") for pool in report["threadpools"]}
+    assert all(f"{architecture} kernels" in table for architecture in architectures)
 
 
 def test_an_unknown_cfg_is_one_line(tmp_path):
