@@ -252,7 +252,8 @@ def table(report: dict) -> str:
              f"load average {report['load_average_before']:.2f} before, {report['load_average_after']:.2f} after.",
              f"tdn {report['tdn_commit']}; " + "; ".join(versions) + ".",
              "BLAS: " + "; ".join(f"{p.get('internal_api')} {p.get('version')} ({p.get('threading_layer')}, "
-                                   f"{p.get('num_threads')} threads, {p.get('architecture')} kernels)"
+                                   f"{p.get('num_threads')} threads"
+                                   + (f", {p['architecture']} kernels)" if p.get("architecture") else ")")
                                    for p in report["threadpools"]) + ".", ""]
     for name, why in sorted(report["skipped"].items()):
         lines.append(f"Skipped: {name}: {why}")

@@ -40,8 +40,8 @@ def test_a_subset_writes_json_and_a_table(tmp_path):
     table = json_path.with_suffix(".md").read_text()
     assert "## steady" in table and "## idle" in table and "| small | 2 |" in table
     # Which BLAS kernels ran (AVX2 or AVX-512 ones): ratios from different machines differ by them.
-    architectures = {pool.get("architecture") for pool in report["threadpools"]}
-    assert all(f"{architecture} kernels" in table for architecture in architectures)
+    architectures = {pool["architecture"] for pool in report["threadpools"] if pool.get("architecture")}
+    assert all(f"{architecture} kernels)" in table for architecture in architectures)
 
 
 def test_an_unknown_cfg_is_one_line(tmp_path):
