@@ -23,7 +23,7 @@ from tdn.decode import jpeg as jpeg_module
 from tdn.decode.colour import _fixed, blinn, ycbcr_to_rgb
 from tdn.decode.idct import idct_plane
 from tdn.decode.jpeg import _planes, decode_jpeg
-from tdn.decode.jpeg_coefficients import block_counts, quantised_blocks
+from tdn.decode.jpeg_coefficients import TURBO_BUILD, block_counts, libjpeg, quantised_blocks
 from tdn.decode.jpeg_header import Component, JpegHeader, NotForStb, parse
 from tdn.decode.upsample import source_rows
 from tdn.decode.upsample import upsample as upsample_rows
@@ -365,10 +365,24 @@ def test_files_stb_refuses_fall_back_to_pillow_with_one_warning(tmp_path):
 def test_a_jpeglib_without_its_coefficient_reader_falls_back_to_pillow(tmp_path, monkeypatch):
     path = tmp_path / "image.jpg"
     _smooth_image(7, 16, 8, False).save(path, quality=90)
+    libjpeg.cache_clear()  # loaded again below, without jpeglib's entry points (a failure is not cached)
     monkeypatch.setitem(sys.modules, "jpeglib._bind", None)  # importing it raises ImportError
     assert "lacks the coefficient reader" in darknet_pixels(path, path.read_bytes())
     with pytest.warns(DecoderWarning, match="lacks the coefficient reader"):
         assert decode(path).shape == (8, 16, 3)
+
+
+@pytest.mark.parametrize("progressive, restart", [(False, 0), (False, 2), (True, 0), (True, 3)])
+def test_coefficients_come_from_libjpeg_turbo_and_equal_jpeglibs_own(tmp_path, progressive, restart):
+    assert TURBO_BUILD in libjpeg()._name  # the faster Huffman decoder that jpeglib ships
+    path = tmp_path / "image.jpg"
+    options = {"restart_marker_blocks": restart} if restart else {}
+    _smooth_image(3, 45, 27, False).save(path, quality=75, subsampling="4:2:0", progressive=progressive, **options)
+    ours = quantised_blocks(path.read_bytes(), parse(path.read_bytes()))
+    theirs = jpeglib.read_dct(path)  # its default build (libjpeg 6b), through its documented interface
+    for (blocks, quantiser), expected, table in zip(ours, (theirs.Y, theirs.Cb, theirs.Cr), (0, 1, 1)):
+        assert np.array_equal(blocks, expected) and np.array_equal(quantiser, theirs.qt[table])
+    assert jpeglib.version.get() != TURBO_BUILD  # jpeglib's own choice is left as it was
 
 
 def test_jpeg_features_stb_lacks_are_named(tmp_path):
