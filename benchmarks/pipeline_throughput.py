@@ -9,7 +9,8 @@ The 0-worker run (everything in the calling thread) is the peer each ratio refer
 With --versus-bench CFG[,CFG...]: `tdn classify DIR --batch B --resize letterbox` over --images
 JPEGs (load, decode, preprocess and compute, timed from the command's start to its end, in this
 process) against the images/s of `tdn bench --batch B` for the same network at the same input size,
-alternated --rounds times; the ratio is classify's median images/s over bench's.
+alternated --rounds times; the ratio is classify's median images/s over bench's. --decoder
+pillow runs classify with Pillow's decoder instead of tdn's default (Darknet's pixels).
 
     python benchmarks/pipeline_throughput.py [--images 48] [--backend numpy] [--out FILE]
     python benchmarks/pipeline_throughput.py --versus-bench cfg/tiny.cfg --images 256 --batch 8
@@ -58,11 +59,14 @@ def rate(count: int, run) -> float:
     return count / (time.perf_counter() - start)
 
 
-def versus_bench(cfgs: list[str], count: int, batch: int, rounds: int, parallel: str | None) -> list[str]:
+def versus_bench(cfgs: list[str], count: int, batch: int, rounds: int, parallel: str | None,
+                 decoder: str | None) -> list[str]:
     """classify's images/s over bench's, per cfg (see the module docstring)."""
     extra = ["--parallel", parallel] if parallel else []
-    lines = [f"tdn classify DIR ({count} JPEGs 640x480, letterbox) against tdn bench, batch {batch}, "
-             f"numpy backend{' in ' + parallel + ' mode' if parallel else ''}, median of {rounds} alternated runs",
+    decoding = ["--decoder", decoder] if decoder else []
+    lines = [f"tdn classify DIR ({count} JPEGs 640x480, letterbox, {decoder or 'default'} decoder) against tdn "
+             f"bench, batch {batch}, numpy backend{' in ' + parallel + ' mode' if parallel else ''}, median of "
+             f"{rounds} alternated runs",
              "", f"{'cfg':<18} {'classify img/s':>14} {'bench img/s':>11} {'ratio':>6}"]
     with tempfile.TemporaryDirectory() as folder, tempfile.TemporaryDirectory() as work:
         make_images(Path(folder), count)
@@ -75,7 +79,7 @@ def versus_bench(cfgs: list[str], count: int, batch: int, rounds: int, parallel:
             for _ in range(rounds):
                 start = time.perf_counter()
                 assert cli(["classify", cfg, str(weights), folder, "--batch", str(batch), "--resize",
-                            "letterbox", "--backend", "numpy", "--output", str(out), *extra]) == 0
+                            "letterbox", "--backend", "numpy", "--output", str(out), *extra, *decoding]) == 0
                 classify.append(count / (time.perf_counter() - start))
                 assert cli(["bench", cfg, "--backend", "numpy", "--batch", str(batch), "--size",
                             f"{graph.net.width}x{graph.net.height}", "--runs", str(max(3, count // batch // 4)),
@@ -96,10 +100,12 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--parallel", help="the numpy backend's parallel mode (default: its own)")
+    parser.add_argument("--decoder", choices=("darknet", "pillow"),
+                        help="with --versus-bench: classify's image decoder (default: tdn's own default)")
     args = parser.parse_args()
     if args.versus_bench:
         text = "\n".join(versus_bench(args.versus_bench.split(","), args.images, args.batch, args.rounds,
-                                      args.parallel)) + "\n"
+                                      args.parallel, args.decoder)) + "\n"
         if args.out:
             args.out.write_text(text)
         return
