@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from tdn.decode import DecoderWarning, darknet_pixels
+from tdn.decode import DecoderWarning, darknet_pixels, jpeg_coefficients
 from tdn.decode import idct as idct_module
 from tdn.decode import jpeg as jpeg_module
 from tdn.decode.colour import _fixed, blinn, ycbcr_to_rgb
@@ -383,6 +383,18 @@ def test_coefficients_come_from_libjpeg_turbo_and_equal_jpeglibs_own(tmp_path, p
     for (blocks, quantiser), expected, table in zip(ours, (theirs.Y, theirs.Cb, theirs.Cr), (0, 1, 1)):
         assert np.array_equal(blocks, expected) and np.array_equal(quantiser, theirs.qt[table])
     assert jpeglib.version.get() != TURBO_BUILD  # jpeglib's own choice is left as it was
+
+
+def test_a_turbo_build_that_cannot_load_leaves_jpeglibs_own(monkeypatch):
+    def refuse(path, *args, **kwargs):
+        raise OSError(f"{path}: wrong ELF class")
+    default = jpeglib._bind.CJpegLib.get()  # loaded before loading is refused
+    libjpeg.cache_clear()  # loaded again below with the turbo build refused, then again after
+    monkeypatch.setattr(jpeg_coefficients.ctypes, "CDLL", refuse)
+    try:
+        assert libjpeg() is default
+    finally:
+        libjpeg.cache_clear()
 
 
 def test_jpeg_features_stb_lacks_are_named(tmp_path):

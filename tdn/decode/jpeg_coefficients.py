@@ -67,5 +67,8 @@ def libjpeg() -> ctypes.CDLL:
     for folder in cjpeglib.__path__:
         for path in sorted(Path(folder).glob(f"cjpeglib_{TURBO_BUILD}.*")):
             if path.suffix in (".so", ".dll", ".pyd"):
-                return ctypes.CDLL(str(path))
+                try:
+                    return ctypes.CDLL(str(path))
+                except OSError:  # a build for another platform, say: jpeglib's own choice then
+                    break
     return CJpegLib.get()
