@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from tdn.decode import DECODERS
 from tdn.decode.colour import ycbcr_to_rgb
 from tdn.decode.idct import idct_plane
 from tdn.decode.jpeg import _planes
@@ -38,7 +39,6 @@ from tdn.weights import random_params
 
 REPO = Path(__file__).resolve().parent.parent
 DOG = REPO.parent / "shared" / "darknet" / "images" / "dog.jpg"
-DECODERS = ("darknet", "pillow")
 
 
 def smooth_jpeg(path: Path, width: int, height: int, seed: int) -> None:

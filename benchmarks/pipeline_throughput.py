@@ -30,6 +30,7 @@ import numpy as np
 from PIL import Image
 
 from tdn.cli import main as cli
+from tdn.decode import DECODERS
 from tdn.graph import load_graph
 from tdn.network import Network
 from tdn.pipeline import prepared
@@ -100,7 +101,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--parallel", help="the numpy backend's parallel mode (default: its own)")
-    parser.add_argument("--decoder", choices=("darknet", "pillow"),
+    parser.add_argument("--decoder", choices=DECODERS,
                         help="with --versus-bench: classify's image decoder (default: tdn's own default)")
     args = parser.parse_args()
     if args.versus_bench:

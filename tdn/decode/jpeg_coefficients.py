@@ -64,11 +64,11 @@ def libjpeg() -> ctypes.CDLL:
         from jpeglib._bind import CJpegLib
     except ImportError as error:  # entry points of jpeglib 1.0, not its documented interface
         raise NotForStb(f"this jpeglib lacks the coefficient reader tdn calls ({error})") from None
-    for folder in cjpeglib.__path__:
-        for path in sorted(Path(folder).glob(f"cjpeglib_{TURBO_BUILD}.*")):
-            if path.suffix in (".so", ".dll", ".pyd"):
-                try:
-                    return ctypes.CDLL(str(path))
-                except OSError:  # a build for another platform, say: jpeglib's own choice then
-                    break
+    turbo = [path for folder in cjpeglib.__path__ for path in sorted(Path(folder).glob(f"cjpeglib_{TURBO_BUILD}.*"))
+             if path.suffix in (".so", ".dll", ".pyd")]
+    if turbo:
+        try:
+            return ctypes.CDLL(str(turbo[0]))
+        except OSError:  # a build for another platform, say: jpeglib's own choice then
+            pass
     return CJpegLib.get()
